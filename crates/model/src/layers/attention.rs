@@ -1,0 +1,152 @@
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+
+use crate::checkpoint::{Loader, Saver};
+use crate::error;
+
+/// Configuration of [`SlidingWindowAttention`].
+#[derive(Config, Debug)]
+pub struct SlidingWindowAttentionConfig {
+    /// Model width `H`.
+    pub d_model: usize,
+    /// Heads; `H / heads` is the head size.
+    pub num_heads: usize,
+    /// Window `W`: a query sees itself and the `W - 1` previous tokens.
+    pub window: usize,
+    /// Queries processed per block; bounds the score matrix at `block × (block + W)`.
+    #[config(default = 256)]
+    pub query_block: usize,
+}
+
+/// Keys and values of the last (at most `W`) tokens, per attention layer.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    /// `[B, heads, len, head_dim]`
+    pub k: Tensor<4>,
+    /// `[B, heads, len, head_dim]`
+    pub v: Tensor<4>,
+}
+
+impl KvCache {
+    pub fn len(&self) -> usize {
+        self.k.dims()[2]
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Multi-head causal attention restricted to a sliding window, without positional encoding
+/// (position comes from the SSM layers before it), as in the reference.
+///
+/// ```text
+/// q, k, v = x·Wq, x·Wk, x·Wv                   x [B, L, H] → [B, heads, L, H/heads]
+/// score(i, j) = q_i·k_j / √head_dim   visible iff j ≤ i and i - j < W
+/// out = o_proj(softmax(score)·v)               [B, L, H]
+/// ```
+/// With a cache, the new tokens are positioned after the cached ones, so prefill, chunked
+/// prefill and one-token decoding give the same result as one full forward.
+#[derive(Module, Debug)]
+pub struct SlidingWindowAttention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub o_proj: Linear,
+    pub num_heads: usize,
+    pub window: usize,
+    pub query_block: usize,
+}
+
+impl SlidingWindowAttentionConfig {
+    pub fn init(&self, device: &Device) -> SlidingWindowAttention {
+        let lin = || LinearConfig::new(self.d_model, self.d_model).with_bias(false).init(device);
+        self.build([lin(), lin(), lin(), lin()])
+    }
+
+    /// Loads `{q,k,v,o}_proj.weight` under `prefix`.
+    pub fn load(&self, ld: &Loader, prefix: &str) -> error::Result<SlidingWindowAttention> {
+        let h = self.d_model;
+        let lin = |name: &str| ld.linear(&format!("{prefix}.{name}"), h, h, false);
+        Ok(self.build([lin("q_proj")?, lin("k_proj")?, lin("v_proj")?, lin("o_proj")?]))
+    }
+
+    fn build(&self, [q_proj, k_proj, v_proj, o_proj]: [Linear; 4]) -> SlidingWindowAttention {
+        SlidingWindowAttention {
+            q_proj,
+            k_proj,
+            v_proj,
+            o_proj,
+            num_heads: self.num_heads,
+            window: self.window,
+            query_block: self.query_block.max(1),
+        }
+    }
+}
+
+impl SlidingWindowAttention {
+    /// `x [B, L, H]` and the cache of earlier tokens → `[B, L, H]` and the updated cache
+    /// (the last `min(W, total)` positions).
+    pub fn forward(&self, x: Tensor<3>, cache: Option<KvCache>) -> (Tensor<3>, KvCache) {
+        let [bsz, len, h] = x.dims();
+        let (nh, hd) = (self.num_heads, h / self.num_heads);
+        let heads = |t: Tensor<3>| t.reshape([bsz, len, nh, hd]).swap_dims(1, 2);
+        let q = heads(self.q_proj.forward(x.clone()));
+        let k = heads(self.k_proj.forward(x.clone()));
+        let v = heads(self.v_proj.forward(x));
+        let (k, v, past) = match cache {
+            Some(c) if !c.is_empty() => {
+                let past = c.len();
+                (Tensor::cat(vec![c.k, k], 2), Tensor::cat(vec![c.v, v], 2), past)
+            }
+            _ => (k, v, 0),
+        };
+        let total = past + len;
+        let options = AttentionModuleOptions { scale: Some(1.0 / (hd as f64).sqrt()), softcap: None, is_causal: false };
+        let mut outs = Vec::with_capacity(len.div_ceil(self.query_block));
+        let mut q0 = 0;
+        while q0 < len {
+            let q1 = (q0 + self.query_block).min(len);
+            // Keys any query of this block can see: absolute positions [past+q0-W+1, past+q1).
+            let k0 = (past + q0 + 1).saturating_sub(self.window);
+            let k1 = past + q1;
+            let mask = self.band_mask(past + q0, q1 - q0, k0, k1 - k0, &q.device());
+            let mask = mask.unsqueeze::<4>().expand([bsz, nh, q1 - q0, k1 - k0]);
+            outs.push(attention(
+                q.clone().narrow(2, q0, q1 - q0),
+                k.clone().narrow(2, k0, k1 - k0),
+                v.clone().narrow(2, k0, k1 - k0),
+                Some(mask),
+                None,
+                options,
+            ));
+            q0 = q1;
+        }
+        let out = Tensor::cat(outs, 2).swap_dims(1, 2).reshape([bsz, len, h]);
+        let keep = self.window.min(total);
+        let cache = KvCache { k: k.narrow(2, total - keep, keep), v: v.narrow(2, total - keep, keep) };
+        (self.o_proj.forward(out), cache)
+    }
+
+    /// `true` where query `qs + i` must not see key `ks + j` (future, or `W` or more behind).
+    fn band_mask(&self, qs: usize, nq: usize, ks: usize, nk: usize, device: &Device) -> Tensor<2, Bool> {
+        let w = self.window;
+        let mut data = Vec::with_capacity(nq * nk);
+        for i in 0..nq {
+            let qpos = qs + i;
+            for j in 0..nk {
+                let kpos = ks + j;
+                data.push(kpos > qpos || qpos - kpos >= w);
+            }
+        }
+        Tensor::from_data(TensorData::new(data, [nq, nk]), device)
+    }
+
+    pub fn save(&self, sv: &mut Saver, prefix: &str) {
+        sv.linear(&format!("{prefix}.q_proj"), &self.q_proj);
+        sv.linear(&format!("{prefix}.k_proj"), &self.k_proj);
+        sv.linear(&format!("{prefix}.v_proj"), &self.v_proj);
+        sv.linear(&format!("{prefix}.o_proj"), &self.o_proj);
+    }
+}

@@ -1,0 +1,14 @@
+//! The model's building blocks, each a Burn `Config` + `Module`.
+
+pub mod attention;
+pub mod block;
+pub mod moe;
+pub mod rms_norm;
+pub mod scan;
+pub mod ssm;
+
+pub use attention::{KvCache, SlidingWindowAttention, SlidingWindowAttentionConfig};
+pub use block::{Block, BlockConfig, LayerState};
+pub use moe::{Mlp, SharedExpertMoe, SharedExpertMoeConfig, SwitchGlu};
+pub use rms_norm::{RmsNorm, RmsNormConfig};
+pub use ssm::{AxonSsm, AxonSsmConfig, SsmState};
