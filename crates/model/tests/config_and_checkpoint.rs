@@ -164,3 +164,36 @@ fn bad_config_json_names_the_file() {
     assert!(err.contains("config.json"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn sharded_checkpoint_loads_like_a_single_file() {
+    use bit_axon::checkpoint::{OwnedTensor, TensorFiles, write_safetensors};
+    let src = fixtures().join("upstream/tiny_windowed");
+    let files = TensorFiles::open_dir(&src).unwrap();
+    let mut names: Vec<String> = files.names().map(String::from).collect();
+    names.sort();
+    let dir = tmpdir("sharded");
+    std::fs::copy(src.join("config.json"), dir.join("config.json")).unwrap();
+    let half = names.len() / 2;
+    for (i, part) in [&names[..half], &names[half..]].into_iter().enumerate() {
+        let tensors: Vec<(String, OwnedTensor)> = part
+            .iter()
+            .map(|n| {
+                let shape = files.shape(n).unwrap().to_vec();
+                let (bytes, dtype) = files.bytes(n, &shape).unwrap();
+                (n.clone(), OwnedTensor::from_raw(dtype, shape, bytes.to_vec()))
+            })
+            .collect();
+        write_safetensors(&dir.join(format!("model-0000{}-of-00002.safetensors", i + 1)), &tensors, None).unwrap();
+    }
+    let dev = device();
+    let ids = Tensor::<2, Int>::from_data([[3, 1, 4, 1, 5, 9, 2, 6]], &dev);
+    let (_, a, _) = BitAxonModel::load(&src, &dev).unwrap();
+    let (_, b, _) = BitAxonModel::load(&dir, &dev).unwrap();
+    assert_eq!(to_vec(a.forward(ids.clone())), to_vec(b.forward(ids)));
+    // The same tensor in two shards is refused, naming both files.
+    std::fs::copy(dir.join("model-00001-of-00002.safetensors"), dir.join("model-00003-dup.safetensors")).unwrap();
+    let err = BitAxonModel::load(&dir, &dev).unwrap_err().to_string();
+    assert!(err.contains("also in"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
