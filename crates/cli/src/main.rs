@@ -1,7 +1,9 @@
 //! `bit-axon`: inspect Bit-Axon configs and checkpoints, and run a forward pass for parity checks.
 
+mod benchmark;
 mod forward;
 mod info;
+mod run;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +20,10 @@ enum Command {
     Info(info::InfoArgs),
     /// One full forward pass over `input_ids` from a safetensors file; writes logits (and hidden states).
     Forward(forward::ForwardArgs),
+    /// Generate text (or token ids) from a prompt; `--chat` for an interactive conversation.
+    Run(run::RunArgs),
+    /// Prefill and decode speed, time to first token, memory and weight-read bandwidth.
+    Benchmark(benchmark::BenchmarkArgs),
 }
 
 fn main() {
@@ -25,6 +31,8 @@ fn main() {
     let result = match cli.command {
         Command::Info(a) => info::run(a),
         Command::Forward(a) => forward::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Benchmark(a) => benchmark::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,0 +1,142 @@
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use bit_axon::device::parse_device;
+use bit_axon::{BitAxonConfig, BitAxonModel};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use clap::Args;
+
+#[derive(Args)]
+pub struct BenchmarkArgs {
+    /// Checkpoint directory to benchmark.
+    #[arg(long, conflicts_with = "preset")]
+    model: Option<PathBuf>,
+    /// Or a preset with random weights: small, medium, default.
+    #[arg(long)]
+    preset: Option<String>,
+    /// Prompt tokens per sequence.
+    #[arg(long, default_value_t = 128)]
+    prompt_len: usize,
+    /// Tokens generated per sequence.
+    #[arg(long, default_value_t = 64)]
+    gen_len: usize,
+    /// Sequences decoded together.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// flex (CPU), wgpu or cuda[:N].
+    #[arg(long, default_value = "flex")]
+    device: String,
+    /// Peak memory bandwidth of the device in GB/s; measured with a large copy when absent.
+    #[arg(long)]
+    peak_gbps: Option<f64>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: BenchmarkArgs) -> Result<()> {
+    let device = parse_device(&args.device)?;
+    if args.prompt_len == 0 || args.gen_len == 0 || args.batch == 0 {
+        bail!("--prompt-len, --gen-len and --batch must be at least 1");
+    }
+    let (cfg, model, source) = match (&args.model, &args.preset) {
+        (Some(dir), _) => {
+            let (cfg, model, _) = BitAxonModel::load(dir, &device)?;
+            (cfg, model, dir.display().to_string())
+        }
+        (None, Some(p)) => {
+            let cfg = BitAxonConfig::preset(p)?;
+            device.seed(0);
+            let model = cfg.init(&device);
+            (cfg, model, format!("preset {p} (random weights)"))
+        }
+        (None, None) => bail!("give --model DIR or --preset NAME"),
+    };
+    let (b, p, g) = (args.batch, args.prompt_len, args.gen_len);
+    let ids = Tensor::<2>::random([b, p], Distribution::Uniform(0.0, cfg.vocab_size as f64), &device).int();
+
+    // Warm-up (kernel compilation on GPUs), not timed.
+    let mut warm = model.new_cache();
+    let first = model.forward_cached(ids.clone().narrow(1, 0, p.min(8)), &mut warm);
+    let _ = model.forward_cached(first.argmax(2).narrow(1, 0, 1).reshape([b, 1]), &mut warm).into_data();
+    drop(warm);
+
+    let mut cache = model.new_cache();
+    let t0 = Instant::now();
+    let logits = model.forward_cached(ids, &mut cache);
+    let vocab = logits.dims()[2];
+    let mut next = logits.narrow(1, p - 1, 1).reshape([b, vocab]).argmax(1).reshape([b, 1]);
+    let _ = next.clone().into_data();
+    let prefill = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    for _ in 1..g {
+        let logits = model.forward_cached(next, &mut cache);
+        next = logits.reshape([b, vocab]).argmax(1).reshape([b, 1]);
+        let _ = next.clone().into_data();
+    }
+    let decode = t1.elapsed().as_secs_f64();
+    let steps = (g - 1).max(1) as f64;
+    let step = decode / steps;
+
+    // Weights one decode step must read: every parameter a token touches, in f32.
+    let counts = cfg.param_counts();
+    let bytes_per_step = counts.active_per_token as f64 * 4.0;
+    let achieved_gbps = bytes_per_step / step / 1e9;
+    let (peak, peak_src) = match args.peak_gbps {
+        Some(v) => (v, "given"),
+        None => (measure_copy_gbps(&device), "measured copy"),
+    };
+    let peak_rss = peak_rss_bytes();
+    let r = serde_json::json!({
+        "model": source, "device": args.device, "batch": b, "prompt_len": p, "gen_len": g,
+        "params_total": counts.total, "params_active_per_token": counts.active_per_token,
+        "prefill_tokens_per_s": (b * p) as f64 / prefill,
+        "time_to_first_token_ms": prefill * 1e3,
+        "decode_tokens_per_s": b as f64 * steps / decode,
+        "decode_step_ms": step * 1e3,
+        "weight_read_gbps": achieved_gbps,
+        "peak_gbps": peak, "peak_gbps_source": peak_src,
+        "fraction_of_peak_bandwidth": achieved_gbps / peak,
+        "peak_rss_bytes": peak_rss,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    println!("benchmark: {source} on {} — batch {b}, prompt {p}, generate {g}", args.device);
+    println!("  prefill          {:>10.1} tokens/s", r["prefill_tokens_per_s"].as_f64().unwrap_or(0.0));
+    println!("  time to 1st tok  {:>10.1} ms", prefill * 1e3);
+    println!("  decode           {:>10.1} tokens/s ({:.2} ms/step)", r["decode_tokens_per_s"].as_f64().unwrap_or(0.0), step * 1e3);
+    println!("  weight reads     {achieved_gbps:>10.2} GB/s = {:.3} of {peak:.1} GB/s ({peak_src})", achieved_gbps / peak);
+    match peak_rss {
+        Some(v) => println!("  peak RSS         {:>10.1} MB", v as f64 / 1e6),
+        None => println!("  peak RSS         unavailable on this OS"),
+    }
+    Ok(())
+}
+
+/// Device memory bandwidth from an elementwise add over 256 MB operands (3 streams), best of 5.
+fn measure_copy_gbps(device: &Device) -> f64 {
+    let n = 64 << 20;
+    let a = Tensor::<1>::random([n], Distribution::Default, device);
+    let b = Tensor::<1>::random([n], Distribution::Default, device);
+    let _ = (a.clone() + b.clone()).slice([0..1]).into_data();
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let c = a.clone() + b.clone();
+        let _ = c.slice([0..1]).into_data();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    3.0 * (n * 4) as f64 / best / 1e9
+}
+
+/// High-water mark of the process's resident memory (Linux `VmHWM`).
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
