@@ -2,6 +2,7 @@
 
 mod forward;
 mod info;
+mod quantize;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +19,8 @@ enum Command {
     Info(info::InfoArgs),
     /// One full forward pass over `input_ids` from a safetensors file; writes logits (and hidden states).
     Forward(forward::ForwardArgs),
+    /// Writes a 4-bit (NF4 or MLX affine int4) copy of a float checkpoint that `forward`/`info` load.
+    Quantize(quantize::QuantizeArgs),
 }
 
 fn main() {
@@ -25,6 +28,7 @@ fn main() {
     let result = match cli.command {
         Command::Info(a) => info::run(a),
         Command::Forward(a) => forward::run(a),
+        Command::Quantize(a) => quantize::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
