@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use bit_axon::BitAxonConfig;
 use bit_axon::params::{TensorSpec, layer_tensors};
+use bit_axon_quant::QuantFormat;
 use clap::Args;
 
 #[derive(Args)]
@@ -25,6 +26,9 @@ pub fn run(args: InfoArgs) -> Result<()> {
         (None, None) => bail!("give --model DIR or --preset NAME (small, medium, default)"),
     };
     let counts = cfg.param_counts();
+    let quant = |f, dq| crate::quantize::Plan::new(f, 64, dq, bit_axon::checkpoint::FloatDtype::F16).map(|p| p.predicted_bytes(&cfg));
+    let (nf4_dq, nf4, affine4) =
+        (quant(QuantFormat::Nf4, true)?, quant(QuantFormat::Nf4, false)?, quant(QuantFormat::Affine4, false)?);
     let mem = cfg.weight_memory();
     let layers: Vec<(usize, &str, usize)> = (0..cfg.num_layers)
         .map(|i| (i, cfg.layer_kind(i).name(), layer_tensors(&cfg, i).iter().map(TensorSpec::numel).sum()))
@@ -36,6 +40,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
             "layers": layers.iter().map(|(i, k, n)| serde_json::json!({"index": i, "kind": k, "params": n})).collect::<Vec<_>>(),
             "params": {"total": counts.total, "active_per_token": counts.active_per_token, "routed_experts": counts.routed_experts},
             "weight_bytes": {"f32": mem.f32_bytes, "f16": mem.f16_bytes, "nf4": mem.nf4_bytes},
+            "quantized_checkpoint_bytes": {"nf4_gs64_double_quant": nf4_dq, "nf4_gs64": nf4, "affine4_gs64": affine4},
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -64,6 +69,12 @@ pub fn run(args: InfoArgs) -> Result<()> {
     println!("             active/token {:>9} ({})", group(counts.active_per_token), human(counts.active_per_token as f64, ""));
     println!("weights      f32 {}   f16 {}   4-bit NF4 {}", human(mem.f32_bytes, "B"), human(mem.f16_bytes, "B"), human(mem.nf4_bytes, "B"));
     println!("             (4-bit: matrices NF4 with f32 absmax per 64; embedding, router, norms, SSM A/D/dt/conv in f16)");
+    println!(
+        "`quantize` output (group 64, unquantized tensors f16, tied head quantized separately):\n             nf4 + double quant {}   nf4 {}   affine4 {}",
+        human(nf4_dq, "B"),
+        human(nf4, "B"),
+        human(affine4, "B")
+    );
     Ok(())
 }
 

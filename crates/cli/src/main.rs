@@ -4,6 +4,7 @@ mod benchmark;
 mod forward;
 mod info;
 mod run;
+mod quantize;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +25,8 @@ enum Command {
     Run(run::RunArgs),
     /// Prefill and decode speed, time to first token, memory and weight-read bandwidth.
     Benchmark(benchmark::BenchmarkArgs),
+    /// Writes a 4-bit (NF4 or MLX affine int4) copy of a float checkpoint that `forward`/`info` load.
+    Quantize(quantize::QuantizeArgs),
 }
 
 fn main() {
@@ -33,6 +36,7 @@ fn main() {
         Command::Forward(a) => forward::run(a),
         Command::Run(a) => run::run(a),
         Command::Benchmark(a) => benchmark::run(a),
+        Command::Quantize(a) => quantize::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

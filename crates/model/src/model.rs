@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::collections::HashSet;
 use std::path::Path;
 
-use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
+use burn::nn::{Embedding, EmbeddingConfig, Initializer, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::module::linear;
 
@@ -10,7 +10,7 @@ use crate::cache::ModelCache;
 use crate::checkpoint::{FloatDtype, Loader, Saver, TensorFiles, write_safetensors, write_text_atomic};
 use crate::config::BitAxonConfig;
 use crate::error::{Error, Result};
-use crate::layers::{Block, BlockConfig};
+use crate::layers::{Block, BlockConfig, Projection};
 use crate::params::model_tensors;
 
 /// The Bit-Axon language model.
@@ -24,11 +24,12 @@ use crate::params::model_tensors;
 #[derive(Module, Debug)]
 pub struct BitAxonModel {
     pub embed_tokens: Embedding,
-    pub input_proj: Linear,
+    pub input_proj: Projection,
     pub layers: Vec<Block>,
-    pub output_proj: Linear,
-    /// `None` when the head is tied to `embed_tokens`.
-    pub lm_head: Option<Linear>,
+    pub output_proj: Projection,
+    /// `None` when the head is tied to `embed_tokens`. A 4-bit checkpoint of a tied model may
+    /// hold its own quantized copy of the head (the reference does), which is used when present.
+    pub lm_head: Option<Projection>,
 }
 
 /// What loading a checkpoint found beyond the model's own tensors.
@@ -72,7 +73,7 @@ impl BitAxonConfig {
         let embed_tokens = EmbeddingConfig::new(v, ds)
             .with_initializer(Initializer::Normal { mean: 0.0, std: 1.0 / (ds as f64).sqrt() })
             .init(device);
-        let lin = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
+        let lin = |i, o| Projection::Float(LinearConfig::new(i, o).with_bias(false).init(device));
         BitAxonModel {
             embed_tokens,
             input_proj: lin(ds, h),
@@ -95,12 +96,6 @@ impl BitAxonModel {
 
     /// Builds the model from already opened tensor files.
     pub fn from_files(cfg: &BitAxonConfig, files: &TensorFiles, device: &Device) -> Result<Self> {
-        if let Some(name) = files.names().find(|n| n.ends_with(".scales")) {
-            return Err(Error::format(
-                files.file_of(name).unwrap_or(files.root()),
-                format!("`{name}` is a 4-bit quantized tensor; this loader reads float checkpoints only"),
-            ));
-        }
         let ld = Loader::new(files, device);
         let (v, ds, h) = (cfg.vocab_size, cfg.d_source_model, cfg.hidden_dim);
         let embed = ld.param("embed_tokens.weight", [v, ds])?;
@@ -109,10 +104,14 @@ impl BitAxonModel {
             .collect::<Result<Vec<_>>>()?;
         Ok(BitAxonModel {
             embed_tokens: Embedding { weight: embed },
-            input_proj: ld.linear("input_proj", ds, h, false)?,
+            input_proj: ld.projection("input_proj", ds, h)?,
             layers,
-            output_proj: ld.linear("output_proj", h, ds, false)?,
-            lm_head: if cfg.weight_tying { None } else { Some(ld.linear("lm_head", ds, v, false)?) },
+            output_proj: ld.projection("output_proj", h, ds)?,
+            lm_head: match ld.quant_matrix("lm_head", &[v, ds])? {
+                Some(m) => Some(Projection::Quant(bit_axon_quant::QuantLinear::from_matrix(&m, device))),
+                None if cfg.weight_tying => None,
+                None => Some(ld.projection("lm_head", ds, v)?),
+            },
         })
     }
 
@@ -131,13 +130,13 @@ impl BitAxonModel {
     /// Appends every tensor, with reference names, to `sv`.
     pub fn export(&self, sv: &mut Saver) {
         sv.param("embed_tokens.weight".into(), &self.embed_tokens.weight);
-        sv.linear("input_proj", &self.input_proj);
+        sv.projection("input_proj", &self.input_proj);
         for (i, layer) in self.layers.iter().enumerate() {
             layer.save(sv, &format!("layer_{i}"));
         }
-        sv.linear("output_proj", &self.output_proj);
+        sv.projection("output_proj", &self.output_proj);
         match &self.lm_head {
-            Some(head) => sv.linear("lm_head", head),
+            Some(head) => sv.projection("lm_head", head),
             None => sv.param("lm_head.weight".into(), &self.embed_tokens.weight),
         }
     }
@@ -198,9 +197,19 @@ impl BitAxonModel {
     }
 }
 
+/// Keys that sit beside `X.weight` when `X` is stored in 4 bits.
+const QUANT_KEYS: [&str; 7] = ["scales", "biases", "biases_quant", "absmax", "absmax_q", "absmax_scale", "absmax_mean"];
+
 fn unused_report(cfg: &BitAxonConfig, files: &TensorFiles) -> LoadReport {
-    let mut known: HashSet<String> = model_tensors(cfg).into_iter().map(|t| t.name).collect();
-    known.insert("lm_head.weight".into());
+    let mut known: HashSet<String> = HashSet::new();
+    for name in model_tensors(cfg).into_iter().map(|t| t.name).chain(["lm_head.weight".to_string()]) {
+        if let Some(base) = name.strip_suffix(".weight") {
+            for part in QUANT_KEYS {
+                known.insert(format!("{base}.{part}"));
+            }
+        }
+        known.insert(name);
+    }
     let mut unused: Vec<String> = files.names().filter(|n| !known.contains(*n)).map(String::from).collect();
     unused.sort();
     LoadReport { unused }

@@ -1,4 +1,6 @@
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::LinearConfig;
+
+use super::projection::Projection;
 use burn::prelude::*;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
@@ -50,10 +52,10 @@ impl KvCache {
 /// prefill and one-token decoding give the same result as one full forward.
 #[derive(Module, Debug)]
 pub struct SlidingWindowAttention {
-    pub q_proj: Linear,
-    pub k_proj: Linear,
-    pub v_proj: Linear,
-    pub o_proj: Linear,
+    pub q_proj: Projection,
+    pub k_proj: Projection,
+    pub v_proj: Projection,
+    pub o_proj: Projection,
     pub num_heads: usize,
     pub window: usize,
     pub query_block: usize,
@@ -61,18 +63,18 @@ pub struct SlidingWindowAttention {
 
 impl SlidingWindowAttentionConfig {
     pub fn init(&self, device: &Device) -> SlidingWindowAttention {
-        let lin = || LinearConfig::new(self.d_model, self.d_model).with_bias(false).init(device);
+        let lin = || LinearConfig::new(self.d_model, self.d_model).with_bias(false).init(device).into();
         self.build([lin(), lin(), lin(), lin()])
     }
 
     /// Loads `{q,k,v,o}_proj.weight` under `prefix`.
     pub fn load(&self, ld: &Loader, prefix: &str) -> error::Result<SlidingWindowAttention> {
         let h = self.d_model;
-        let lin = |name: &str| ld.linear(&format!("{prefix}.{name}"), h, h, false);
+        let lin = |name: &str| ld.projection(&format!("{prefix}.{name}"), h, h);
         Ok(self.build([lin("q_proj")?, lin("k_proj")?, lin("v_proj")?, lin("o_proj")?]))
     }
 
-    fn build(&self, [q_proj, k_proj, v_proj, o_proj]: [Linear; 4]) -> SlidingWindowAttention {
+    fn build(&self, [q_proj, k_proj, v_proj, o_proj]: [Projection; 4]) -> SlidingWindowAttention {
         SlidingWindowAttention {
             q_proj,
             k_proj,
@@ -144,9 +146,9 @@ impl SlidingWindowAttention {
     }
 
     pub fn save(&self, sv: &mut Saver, prefix: &str) {
-        sv.linear(&format!("{prefix}.q_proj"), &self.q_proj);
-        sv.linear(&format!("{prefix}.k_proj"), &self.k_proj);
-        sv.linear(&format!("{prefix}.v_proj"), &self.v_proj);
-        sv.linear(&format!("{prefix}.o_proj"), &self.o_proj);
+        sv.projection(&format!("{prefix}.q_proj"), &self.q_proj);
+        sv.projection(&format!("{prefix}.k_proj"), &self.k_proj);
+        sv.projection(&format!("{prefix}.v_proj"), &self.v_proj);
+        sv.projection(&format!("{prefix}.o_proj"), &self.o_proj);
     }
 }

@@ -3,6 +3,7 @@
 pub mod attention;
 pub mod block;
 pub mod moe;
+pub mod projection;
 pub mod rms_norm;
 pub mod scan;
 pub mod ssm;
@@ -10,5 +11,6 @@ pub mod ssm;
 pub use attention::{KvCache, SlidingWindowAttention, SlidingWindowAttentionConfig};
 pub use block::{Block, BlockConfig, LayerState};
 pub use moe::{Mlp, SharedExpertMoe, SharedExpertMoeConfig, SwitchGlu};
+pub use projection::{ExpertStack, Projection};
 pub use rms_norm::{RmsNorm, RmsNormConfig};
 pub use ssm::{AxonSsm, AxonSsmConfig, SsmState};

@@ -1,9 +1,9 @@
-use burn::module::Param;
-use burn::nn::{Initializer, Linear, LinearConfig};
+use burn::nn::{Initializer, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::IndexingUpdateOp;
 use burn::tensor::activation::{sigmoid, silu, softmax};
 
+use super::projection::{ExpertStack, Projection};
 use crate::checkpoint::{Loader, Saver};
 use crate::error;
 
@@ -23,9 +23,9 @@ pub struct SharedExpertMoeConfig {
 /// A SwiGLU feed-forward: `down(silu(gate(x)) ⊙ up(x))`; `[.., H] → [.., H]`.
 #[derive(Module, Debug)]
 pub struct Mlp {
-    pub gate_proj: Linear,
-    pub up_proj: Linear,
-    pub down_proj: Linear,
+    pub gate_proj: Projection,
+    pub up_proj: Projection,
+    pub down_proj: Projection,
 }
 
 impl Mlp {
@@ -39,20 +39,16 @@ impl Mlp {
 /// `down_proj` `[X, H, I]` (each matrix `(out, in)`).
 #[derive(Module, Debug)]
 pub struct SwitchGlu {
-    pub gate_proj: Param<Tensor<3>>,
-    pub up_proj: Param<Tensor<3>>,
-    pub down_proj: Param<Tensor<3>>,
+    pub gate_proj: ExpertStack,
+    pub up_proj: ExpertStack,
+    pub down_proj: ExpertStack,
 }
 
 impl SwitchGlu {
     /// Runs expert `e` on `rows [n, H]` → `[n, H]`.
     pub fn expert(&self, e: usize, rows: Tensor<2>) -> Tensor<2> {
-        let mat = |p: &Param<Tensor<3>>| {
-            let [_, o, i] = p.dims();
-            p.val().narrow(0, e, 1).reshape([o, i]).transpose()
-        };
-        let g = silu(rows.clone().matmul(mat(&self.gate_proj)));
-        (g * rows.matmul(mat(&self.up_proj))).matmul(mat(&self.down_proj))
+        let g = silu(self.gate_proj.forward_expert(e, rows.clone()));
+        self.down_proj.forward_expert(e, g * self.up_proj.forward_expert(e, rows))
     }
 }
 
@@ -66,24 +62,24 @@ impl SwitchGlu {
 /// Only the selected experts run: tokens are grouped per expert (ids read back once per call).
 #[derive(Module, Debug)]
 pub struct SharedExpertMoe {
-    pub gate: Linear,
+    pub gate: Projection,
     pub switch_mlp: SwitchGlu,
     pub shared_expert: Mlp,
-    pub shared_expert_gate: Linear,
+    pub shared_expert_gate: Projection,
     pub top_k: usize,
 }
 
 impl SharedExpertMoeConfig {
     pub fn init(&self, device: &Device) -> SharedExpertMoe {
         let (h, i, x) = (self.d_model, self.d_ff, self.num_experts);
-        let lin = |a, b| LinearConfig::new(a, b).with_bias(false).init(device);
+        let lin = |a, b| Projection::Float(LinearConfig::new(a, b).with_bias(false).init(device));
         let stack = |o: usize, fan_in: usize| {
             let b = 1.0 / (fan_in as f64).sqrt();
             Initializer::Uniform { min: -b, max: b }.init([x, o, fan_in], device)
         };
         SharedExpertMoe {
             gate: lin(h, x),
-            switch_mlp: SwitchGlu { gate_proj: stack(i, h), up_proj: stack(i, h), down_proj: stack(h, i) },
+            switch_mlp: SwitchGlu { gate_proj: stack(i, h).into(), up_proj: stack(i, h).into(), down_proj: stack(h, i).into() },
             shared_expert: Mlp { gate_proj: lin(h, i), up_proj: lin(h, i), down_proj: lin(i, h) },
             shared_expert_gate: lin(h, 1),
             top_k: self.top_k,
@@ -93,13 +89,13 @@ impl SharedExpertMoeConfig {
     /// Loads `gate`, `switch_mlp.*`, `shared_expert.*` and `shared_expert_gate` under `prefix`.
     pub fn load(&self, ld: &Loader, prefix: &str) -> error::Result<SharedExpertMoe> {
         let (h, i, x) = (self.d_model, self.d_ff, self.num_experts);
-        let sw = |n: &str, o, inp| ld.param(&format!("{prefix}.switch_mlp.{n}.weight"), [x, o, inp]);
-        let sh = |n: &str, inp, o| ld.linear(&format!("{prefix}.shared_expert.{n}"), inp, o, false);
+        let sw = |n: &str, o, inp| ld.experts(&format!("{prefix}.switch_mlp.{n}"), [x, o, inp]);
+        let sh = |n: &str, inp, o| ld.projection(&format!("{prefix}.shared_expert.{n}"), inp, o);
         Ok(SharedExpertMoe {
-            gate: ld.linear(&format!("{prefix}.gate"), h, x, false)?,
+            gate: ld.projection(&format!("{prefix}.gate"), h, x)?,
             switch_mlp: SwitchGlu { gate_proj: sw("gate_proj", i, h)?, up_proj: sw("up_proj", i, h)?, down_proj: sw("down_proj", h, i)? },
             shared_expert: Mlp { gate_proj: sh("gate_proj", h, i)?, up_proj: sh("up_proj", h, i)?, down_proj: sh("down_proj", i, h)? },
-            shared_expert_gate: ld.linear(&format!("{prefix}.shared_expert_gate"), h, 1, false)?,
+            shared_expert_gate: ld.projection(&format!("{prefix}.shared_expert_gate"), h, 1)?,
             top_k: self.top_k,
         })
     }
@@ -151,18 +147,17 @@ impl SharedExpertMoe {
     }
 
     pub fn save(&self, sv: &mut Saver, prefix: &str) {
-        sv.linear(&format!("{prefix}.gate"), &self.gate);
-        let dt = sv.expert_dtype;
+        sv.projection(&format!("{prefix}.gate"), &self.gate);
         for (name, p) in [
             ("gate_proj", &self.switch_mlp.gate_proj),
             ("up_proj", &self.switch_mlp.up_proj),
             ("down_proj", &self.switch_mlp.down_proj),
         ] {
-            sv.tensor(format!("{prefix}.switch_mlp.{name}.weight"), p.val(), dt);
+            sv.experts(&format!("{prefix}.switch_mlp.{name}"), p);
         }
-        sv.linear(&format!("{prefix}.shared_expert.gate_proj"), &self.shared_expert.gate_proj);
-        sv.linear(&format!("{prefix}.shared_expert.up_proj"), &self.shared_expert.up_proj);
-        sv.linear(&format!("{prefix}.shared_expert.down_proj"), &self.shared_expert.down_proj);
-        sv.linear(&format!("{prefix}.shared_expert_gate"), &self.shared_expert_gate);
+        sv.projection(&format!("{prefix}.shared_expert.gate_proj"), &self.shared_expert.gate_proj);
+        sv.projection(&format!("{prefix}.shared_expert.up_proj"), &self.shared_expert.up_proj);
+        sv.projection(&format!("{prefix}.shared_expert.down_proj"), &self.shared_expert.down_proj);
+        sv.projection(&format!("{prefix}.shared_expert_gate"), &self.shared_expert_gate);
     }
 }

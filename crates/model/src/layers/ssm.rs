@@ -4,6 +4,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::activation::{silu, softplus};
 
+use super::projection::Projection;
 use super::scan::{ScanInput, selective_scan};
 use crate::checkpoint::{Loader, Saver};
 use crate::error;
@@ -46,15 +47,15 @@ pub struct SsmState {
 /// ```
 #[derive(Module, Debug)]
 pub struct AxonSsm {
-    pub in_proj: Linear,
+    pub in_proj: Projection,
     /// Depthwise kernel `[E, K]` (`conv[e, k]` multiplies input `t - (K-1) + k`).
     pub conv_weight: Param<Tensor<2>>,
     pub conv_bias: Param<Tensor<1>>,
-    pub x_proj: Linear,
+    pub x_proj: Projection,
     pub dt_proj: Linear,
     pub a_log: Param<Tensor<2>>,
     pub d: Param<Tensor<1>>,
-    pub out_proj: Linear,
+    pub out_proj: Projection,
     pub d_inner: usize,
     pub d_state: usize,
     pub d_conv: usize,
@@ -80,14 +81,14 @@ impl AxonSsmConfig {
         dt_proj.bias = Some(Param::from_tensor(dt_bias));
         let a_log = Tensor::<1, Int>::arange(1..n as i64 + 1, device).float().log().unsqueeze::<2>().repeat_dim(0, e);
         AxonSsm {
-            in_proj: lin(h, 2 * e),
+            in_proj: lin(h, 2 * e).into(),
             conv_weight,
             conv_bias: Param::from_tensor(Tensor::zeros([e], device)),
-            x_proj: lin(e, 2 * n + 1),
+            x_proj: lin(e, 2 * n + 1).into(),
             dt_proj,
             a_log: Param::from_tensor(a_log),
             d: Param::from_tensor(Tensor::ones([e], device)),
-            out_proj: lin(e, h),
+            out_proj: lin(e, h).into(),
             d_inner: e,
             d_state: n,
             d_conv: k,
@@ -100,14 +101,14 @@ impl AxonSsmConfig {
         let (h, e, n, k) = (self.d_model, self.d_inner, self.d_state, self.d_conv);
         let conv = ld.tensor(&format!("{prefix}.conv1d.weight"), [e, k, 1])?.reshape([e, k]);
         Ok(AxonSsm {
-            in_proj: ld.linear(&format!("{prefix}.in_proj"), h, 2 * e, false)?,
+            in_proj: ld.projection(&format!("{prefix}.in_proj"), h, 2 * e)?,
             conv_weight: Param::from_tensor(conv),
             conv_bias: ld.param(&format!("{prefix}.conv1d.bias"), [e])?,
-            x_proj: ld.linear(&format!("{prefix}.x_proj"), e, 2 * n + 1, false)?,
+            x_proj: ld.projection(&format!("{prefix}.x_proj"), e, 2 * n + 1)?,
             dt_proj: ld.linear(&format!("{prefix}.dt_proj"), 1, e, true)?,
             a_log: ld.param(&format!("{prefix}.A_log"), [e, n])?,
             d: ld.param(&format!("{prefix}.D"), [e])?,
-            out_proj: ld.linear(&format!("{prefix}.out_proj"), e, h, false)?,
+            out_proj: ld.projection(&format!("{prefix}.out_proj"), e, h)?,
             d_inner: e,
             d_state: n,
             d_conv: k,
@@ -166,14 +167,14 @@ impl AxonSsm {
 
     pub fn save(&self, sv: &mut Saver, prefix: &str) {
         let (e, k) = (self.d_inner, self.d_conv);
-        sv.linear(&format!("{prefix}.in_proj"), &self.in_proj);
+        sv.projection(&format!("{prefix}.in_proj"), &self.in_proj);
         let dtype = sv.dtype;
         sv.tensor(format!("{prefix}.conv1d.weight"), self.conv_weight.val().reshape([e, k, 1]), dtype);
         sv.param(format!("{prefix}.conv1d.bias"), &self.conv_bias);
-        sv.linear(&format!("{prefix}.x_proj"), &self.x_proj);
+        sv.projection(&format!("{prefix}.x_proj"), &self.x_proj);
         sv.linear(&format!("{prefix}.dt_proj"), &self.dt_proj);
         sv.param(format!("{prefix}.A_log"), &self.a_log);
         sv.param(format!("{prefix}.D"), &self.d);
-        sv.linear(&format!("{prefix}.out_proj"), &self.out_proj);
+        sv.projection(&format!("{prefix}.out_proj"), &self.out_proj);
     }
 }
