@@ -17,6 +17,7 @@ fn inputs(b: usize, l: usize, e: usize, n: usize, dt_max: f64, dev: &Device) -> 
         b: u([b, l, n], -1.0, 1.0),
         c: u([b, l, n], -1.0, 1.0),
         d: Tensor::<1>::random([e], Distribution::Uniform(0.5, 1.5), dev),
+        reset: None,
     };
     (input, u([b, e, n], -1.0, 1.0))
 }
@@ -51,7 +52,7 @@ fn chunked_gradients_equal_sequential_gradients() {
     let leaves = (track(input.x), track(input.dt), input.a.require_grad(), track(input.b), track(input.c), input.d.require_grad(), track(h0));
     let grads_of = |chunked: bool| {
         let (x, dt, a, b, c, d, h0) = leaves.clone();
-        let inp = ScanInput { x: x.clone(), dt: dt.clone(), a: a.clone(), b: b.clone(), c: c.clone(), d: d.clone() };
+        let inp = ScanInput { x: x.clone(), dt: dt.clone(), a: a.clone(), b: b.clone(), c: c.clone(), d: d.clone(), reset: None };
         let (y, h) = if chunked { scan_chunked(inp, h0.clone(), 4) } else { scan_sequential(inp, h0.clone()) };
         // A loss that weights every output and state element differently.
         let wy = Tensor::<3>::ones(y.dims(), &y.device()).cumsum(1).sin();

@@ -138,7 +138,7 @@ impl AxonSsm {
         let c = proj.clone().narrow(2, n, n);
         let dt = softplus(self.dt_proj.forward(proj.narrow(2, 2 * n, 1)), 1.0).clamp(DT_MIN, DT_MAX);
         let a = self.a_log.val().exp().neg();
-        let input = ScanInput { x, dt, a, b, c, d: self.d.val() };
+        let input = ScanInput { x, dt, a, b, c, d: self.d.val(), reset: None };
         let (y, ssm) = selective_scan(input, state.ssm, self.scan_chunk);
         let out = self.out_proj.forward(y * silu(z));
         debug_assert_eq!(out.dims()[1], len);
