@@ -8,7 +8,7 @@
 //! SCAN_BENCH_E=64 SCAN_BENCH_LENS=512 SCAN_BENCH_BATCHES=1 cargo bench -p bit-axon-kernels --features wgpu --bench scan
 //! ```
 //! Knobs (env): `SCAN_BENCH_E` (7680), `SCAN_BENCH_N` (16), `SCAN_BENCH_BATCHES` ("1,2,4,8"),
-//! `SCAN_BENCH_LENS` ("512,1024,2048,4096,8192"), `SCAN_BENCH_ITERS` (5), `SCAN_BENCH_BASELINE`
+//! `SCAN_BENCH_LENS` ("512,1024,2048,4096,8192"), `SCAN_BENCH_ITERS` (5), `SCAN_BENCH_COPY_LOG2` (28), `SCAN_BENCH_BASELINE`
 //! ("1,512;1,4096": the `B,L` shapes timed through the plain-tensor path as well).
 //!
 //! Bytes counted as the minimum that must move (f32): forward reads `x, dt` and writes `y`
@@ -43,14 +43,40 @@ fn device() -> Device {
     Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)
 }
 
-/// Mean seconds per call of `f` over `iters` calls after one warm-up; outputs stay alive until the
-/// device has finished.
-fn time<T>(dev: &Device, iters: usize, mut f: impl FnMut() -> T) -> f64 {
+/// Something whose first element can be read back, forcing it (and, the device queue being in
+/// order, everything launched before it) to be computed.
+trait Probe {
+    fn probe(&self);
+}
+
+impl<const D: usize> Probe for Tensor<D> {
+    fn probe(&self) {
+        let _ = self.clone().flatten::<1>(0, D - 1).narrow(0, 0, 1).into_data();
+    }
+}
+
+impl<T: Probe> Probe for Vec<T> {
+    fn probe(&self) {
+        self.iter().for_each(Probe::probe);
+    }
+}
+
+impl<T: Probe, U> Probe for (T, U) {
+    fn probe(&self) {
+        self.0.probe();
+    }
+}
+
+/// Mean seconds per call of `f` over `iters` calls after one warm-up: all calls are launched, then
+/// the last output is read back; outputs stay alive until then.
+fn time<T: Probe>(dev: &Device, iters: usize, mut f: impl FnMut() -> T) -> f64 {
     let warm = f();
+    warm.probe();
     dev.sync().expect("sync");
     drop(warm);
     let start = Instant::now();
     let outs: Vec<T> = (0..iters).map(|_| f()).collect();
+    outs.last().expect("iters > 0").probe();
     dev.sync().expect("sync");
     let s = start.elapsed().as_secs_f64() / iters as f64;
     drop(outs);
@@ -117,11 +143,12 @@ fn main() {
         .collect();
     println!("device: {dev:?}; E={e} N={n} iters={iters}");
 
-    // Copy roofline: read + write 1 GiB.
-    let big = Tensor::<1>::random([1 << 28], Distribution::Uniform(0.0, 1.0), &dev);
+    // Copy roofline: read + write 2^k f32 (k = SCAN_BENCH_COPY_LOG2, default 28: 1 GiB).
+    let k = env_one("SCAN_BENCH_COPY_LOG2", 28);
+    let big = Tensor::<1>::random([1 << k], Distribution::Uniform(0.0, 1.0), &dev);
     let t = time(&dev, iters, || big.clone().add_scalar(1.0));
-    let copy_gbs = 2.0 * 4.0 * (1u64 << 28) as f64 / t / 1e9;
-    println!("copy bandwidth (x+1 over 1 GiB): {copy_gbs:.0} GB/s");
+    let copy_gbs = 2.0 * 4.0 * (1u64 << k) as f64 / t / 1e9;
+    println!("copy bandwidth (x+1 over 2^{k} f32, read + write): {copy_gbs:.0} GB/s");
     drop(big);
 
     println!();
@@ -160,8 +187,9 @@ fn main() {
         let (pb, kb) = if l <= 1024 {
             let track = |t: &Tensor<3>| t.clone().autodiff().require_grad();
             let run = |use_kernel: bool| {
+                let x = track(&input.x);
                 let i = ScanInput {
-                    x: track(&input.x),
+                    x: x.clone(),
                     dt: track(&input.dt),
                     a: input.a.clone().autodiff().require_grad(),
                     b: track(&input.b),
@@ -171,7 +199,8 @@ fn main() {
                 };
                 let h = track(&h0);
                 let (y, _) = if use_kernel { kernel_fwd(&i, &h) } else { scan_chunked(i, h, chunk) };
-                y.sum().backward()
+                let g = y.sum().backward();
+                vec![x.grad(&g).expect("grad x")]
             };
             (time(&dev, 1, || run(false)), time(&dev, iters, || run(true)))
         } else {
