@@ -14,7 +14,7 @@ fn gpu() -> Device {
 }
 
 fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec().expect("f32 data")
+    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 data")
 }
 
 /// Asserts `max|got - want| ≤ rel · max(1, max|want|)`.
@@ -247,4 +247,43 @@ fn gradients_equal_f64_finite_differences() {
         }
         assert_close(&format!("finite differences: grad {}", NAMES[k]), &got[k], &fd, 1e-4);
     }
+}
+
+#[test]
+fn half_precision_inputs_accumulate_in_f32() {
+    use burn::tensor::DType;
+    let flex = Device::flex();
+    flex.seed(8);
+    let (b, l, e, n) = (2, 100, 9, 16);
+    let (input, h0) = inputs(b, l, e, n, 0.5, 0.05, &flex);
+    // The reference sees the same rounded inputs, in f32.
+    let round = |t: Tensor<3>| t.cast(DType::F16).cast(DType::F32);
+    let r = ScanInput {
+        x: round(input.x.clone()),
+        dt: round(input.dt.clone()),
+        a: input.a.clone().cast(DType::F16).cast(DType::F32),
+        b: round(input.b.clone()),
+        c: round(input.c.clone()),
+        d: input.d.clone().cast(DType::F16).cast(DType::F32),
+        reset: input.reset.clone(),
+    };
+    let h0r = round(h0.clone());
+    let (yr, hr) = scan_sequential(r.clone(), h0r.clone());
+    let (gi, gh) = to_dev(&r, &h0r, &gpu());
+    let half = |t: Tensor<3>| t.cast(DType::F16);
+    let (y, h) = selective_scan(
+        half(gi.x),
+        half(gi.dt),
+        gi.a.cast(DType::F16),
+        half(gi.b),
+        half(gi.c),
+        gi.d.cast(DType::F16),
+        half(gh),
+        gi.reset.map(|t| t.cast(DType::F16)),
+        None,
+    );
+    assert_eq!(y.dtype(), DType::F16, "the output keeps the input dtype");
+    // Only the outputs' own rounding to f16 (relative 2^-11) separates them from the f32 reference.
+    assert_close("f16 y", &to_vec(y), &to_vec(yr), 2e-3);
+    assert_close("f16 h", &to_vec(h), &to_vec(hr), 2e-3);
 }
