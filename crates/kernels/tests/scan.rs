@@ -5,7 +5,7 @@
 #![cfg(feature = "wgpu")]
 
 use bit_axon::layers::scan::{ScanInput, scan_sequential};
-use bit_axon_kernels::scan::{selective_scan, selective_scan_step};
+use bit_axon_kernels::scan::{conv_step, selective_scan, selective_scan_step};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 
@@ -286,4 +286,29 @@ fn half_precision_inputs_accumulate_in_f32() {
     // Only the outputs' own rounding to f16 (relative 2^-11) separates them from the f32 reference.
     assert_close("f16 y", &to_vec(y), &to_vec(yr), 2e-3);
     assert_close("f16 h", &to_vec(h), &to_vec(hr), 2e-3);
+}
+
+#[test]
+fn conv_step_equals_plain_convolution() {
+    let flex = Device::flex();
+    flex.seed(10);
+    for (b, k, e) in [(1, 2, 3), (3, 4, 13), (2, 5, 40)] {
+        let u = |shape: [usize; 3]| Tensor::<3>::random(shape, Distribution::Uniform(-1.0, 1.0), &flex);
+        let window = u([b, k - 1, e]);
+        let x = u([b, 1, e]);
+        let w = u([1, e, k]).reshape([e, k]);
+        let bias = u([1, 1, e]).reshape([e]);
+        // Plain: out = silu(bias + Σ_j w[:, j]·[window; x][j]), new window = last K-1 of [window; x].
+        let full = Tensor::cat(vec![window.clone(), x.clone()], 1);
+        let mut acc = bias.clone().reshape([1, 1, e]).expand([b, 1, e]);
+        for j in 0..k {
+            acc = acc + full.clone().narrow(1, j, 1) * w.clone().narrow(1, j, 1).reshape([1, 1, e]);
+        }
+        let want = burn::tensor::activation::silu(acc).reshape([b, e]);
+        let want_window = full.narrow(1, 1, k - 1);
+        let g = gpu();
+        let (out, new_window) = conv_step(window.to_device(&g), x.reshape([b, e]).to_device(&g), w.to_device(&g), bias.to_device(&g));
+        assert_close(&format!("conv step B{b} K{k} E{e} out"), &to_vec(out), &to_vec(want), 1e-5);
+        assert_close(&format!("conv step B{b} K{k} E{e} window"), &to_vec(new_window), &to_vec(want_window), 0.0);
+    }
 }

@@ -105,4 +105,16 @@ impl<B: Backend + SelectiveScanBackend, C: CheckpointStrategy> SelectiveScanBack
         let (y, h) = B::selective_scan_step(x, dt, a, b, c, d, h);
         (Self::from_inner(y), Self::from_inner(h))
     }
+
+    fn conv_step(
+        window: FloatTensor<Self>,
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        // Inference only (documented on `conv_step`): the results are constants.
+        let [window, x, weight, bias] = [window, x, weight, bias].map(Self::inner);
+        let (out, window) = B::conv_step(window, x, weight, bias);
+        (Self::from_inner(out), Self::from_inner(window))
+    }
 }

@@ -237,4 +237,27 @@ impl SelectiveScanBackend for CubeBackend {
         );
         (y, h_out)
     }
+
+    fn conv_step(window: CubeTensor, x: CubeTensor, weight: CubeTensor, bias: CubeTensor) -> (CubeTensor, CubeTensor) {
+        let [window, x, weight, bias] = [window, x, weight, bias].map(into_contiguous);
+        let (bsz, e) = (x.meta.shape()[0], x.meta.shape()[1]);
+        let k = weight.meta.shape()[1];
+        let out = empty(&x, x.meta.shape().clone(), x.dtype);
+        let new_window = empty(&x, window.meta.shape().clone(), x.dtype);
+        let (count, dim) = elemwise(&x, bsz * e);
+        conv_step::launch(
+            &x.client,
+            count,
+            dim,
+            window.into_tensor_arg(),
+            x.clone().into_tensor_arg(),
+            weight.into_tensor_arg(),
+            bias.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            new_window.clone().into_tensor_arg(),
+            k,
+            dtype_to_storage_type(x.dtype),
+        );
+        (out, new_window)
+    }
 }

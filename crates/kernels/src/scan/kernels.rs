@@ -416,3 +416,38 @@ pub fn scan_bwd_chunk<F: Float>(
         }
     }
 }
+
+/// The decode step's causal depthwise convolution, units over `(b, e)`: window `[B, K-1, E]` of
+/// earlier inputs, new input `x [B, E]`, weight `[E, K]`, bias `[E]` →
+/// `out = silu(bias + Σ_j w[e, j]·[window; x][j])` `[B, E]` and the shifted window.
+#[cube(launch)]
+pub fn conv_step<F: Float>(
+    window: &Tensor<F>,
+    x: &Tensor<F>,
+    w: &Tensor<F>,
+    bias: &Tensor<F>,
+    out: &mut Tensor<F>,
+    new_window: &mut Tensor<F>,
+    #[comptime] k: usize,
+    #[define(F)] _dtype: ElemType,
+) {
+    let bsz = x.shape(0);
+    let e_dim = x.shape(1);
+    if ABSOLUTE_POS >= bsz * e_dim {
+        terminate!();
+    }
+    let e = ABSOLUTE_POS % e_dim;
+    let b = ABSOLUTE_POS / e_dim;
+    let xv = f32::cast_from(x[ABSOLUTE_POS]);
+    let mut acc = f32::cast_from(bias[e]) + xv * f32::cast_from(w[e * k + k - 1]);
+    #[unroll]
+    for j in 0..k - 1 {
+        let v = window[(b * (k - 1) + j) * e_dim + e];
+        acc += f32::cast_from(v) * f32::cast_from(w[e * k + j]);
+        if j > 0 {
+            new_window[(b * (k - 1) + j - 1) * e_dim + e] = v;
+        }
+    }
+    new_window[(b * (k - 1) + k - 2) * e_dim + e] = x[ABSOLUTE_POS];
+    out[ABSOLUTE_POS] = F::cast_from(acc / (1.0 + f32::exp(-acc)));
+}

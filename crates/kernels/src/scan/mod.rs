@@ -73,6 +73,16 @@ pub trait SelectiveScanBackend: Backend {
         d: FloatTensor<Self>,
         h: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// The decode step's causal depthwise convolution with SiLU: `window [B, K-1, E]`, `x [B, E]`,
+    /// `weight [E, K]`, `bias [E]` → `(silu(conv) [B, E], shifted window)`. Inference only.
+    #[fusion(meta = |window, x, _w, _b| (x.clone(), window.clone()))]
+    fn conv_step(
+        window: FloatTensor<Self>,
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
 }
 
 type Spec = burn::backend::fusion::custom::TensorSpec;
@@ -147,6 +157,25 @@ pub fn selective_scan(
     let y = packed.clone().narrow(1, 0, len);
     let h = packed.narrow(1, len, n).swap_dims(1, 2);
     (y, h)
+}
+
+/// The decode step's causal convolution: the window of the last `K-1` inputs `[B, K-1, E]` and
+/// the new input `x [B, E]` → `(silu(bias + conv) [B, E], the window shifted by x)`, with the
+/// weight `[E, K]` (`weight[e, K-1]` multiplies `x`). Inference only; needs `K ≥ 2`.
+pub fn conv_step(window: Tensor<3>, x: Tensor<2>, weight: Tensor<2>, bias: Tensor<1>) -> (Tensor<2>, Tensor<3>) {
+    let [bsz, km1, e] = window.dims();
+    assert!(is_cube(&x.device()), "conv_step kernel: device {:?} is not a CubeCL device", x.device());
+    assert!(km1 >= 1, "conv_step: the window must hold K-1 ≥ 1 inputs, got {km1}");
+    check("x", &x.dims(), &[bsz, e]);
+    check("conv weight", &weight.dims(), &[e, km1 + 1]);
+    check("conv bias", &bias.dims(), &[e]);
+    let (out, window) = <burn::backend::Dispatch as SelectiveScanBackend>::conv_step(
+        window.into_dispatch(),
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+    );
+    (Tensor::from_dispatch(out), Tensor::from_dispatch(window))
 }
 
 /// One decode step: `x, dt [B, E]`, `b, c [B, N]`, state `h [B, E, N]` → `(y [B, E], new state)`.
