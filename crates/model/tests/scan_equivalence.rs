@@ -17,6 +17,7 @@ fn inputs(b: usize, l: usize, e: usize, n: usize, dt_max: f64, dev: &Device) -> 
         b: u([b, l, n], -1.0, 1.0),
         c: u([b, l, n], -1.0, 1.0),
         d: Tensor::<1>::random([e], Distribution::Uniform(0.5, 1.5), dev),
+        reset: None,
     };
     (input, u([b, e, n], -1.0, 1.0))
 }
@@ -51,7 +52,7 @@ fn chunked_gradients_equal_sequential_gradients() {
     let leaves = (track(input.x), track(input.dt), input.a.require_grad(), track(input.b), track(input.c), input.d.require_grad(), track(h0));
     let grads_of = |chunked: bool| {
         let (x, dt, a, b, c, d, h0) = leaves.clone();
-        let inp = ScanInput { x: x.clone(), dt: dt.clone(), a: a.clone(), b: b.clone(), c: c.clone(), d: d.clone() };
+        let inp = ScanInput { x: x.clone(), dt: dt.clone(), a: a.clone(), b: b.clone(), c: c.clone(), d: d.clone(), reset: None };
         let (y, h) = if chunked { scan_chunked(inp, h0.clone(), 4) } else { scan_sequential(inp, h0.clone()) };
         // A loss that weights every output and state element differently.
         let wy = Tensor::<3>::ones(y.dims(), &y.device()).cumsum(1).sin();
@@ -70,5 +71,30 @@ fn chunked_gradients_equal_sequential_gradients() {
     let (seq, chk) = (grads_of(false), grads_of(true));
     for (name, (s, c)) in ["x", "dt", "A", "B", "C", "D", "h0"].iter().zip(seq.iter().zip(&chk)) {
         assert_close(&format!("grad {name}"), c, s, 1e-4);
+    }
+}
+
+#[test]
+fn reset_flags_agree_between_chunked_and_sequential() {
+    let dev = device();
+    dev.seed(17);
+    for &(b, l, e, n) in &[(2, 23, 5, 4), (3, 64, 7, 16)] {
+        let (mut input, h0) = inputs(b, l, e, n, 2.0, &dev);
+        input.reset = Some(Tensor::<2>::random([b, l], Distribution::Bernoulli(0.15), &dev));
+        let (ys, hs) = scan_sequential(input.clone(), h0.clone());
+        let (ys, hs) = (to_vec(ys), to_vec(hs));
+        for chunk in [1, 5, 16] {
+            let (yc, hc) = scan_chunked(input.clone(), h0.clone(), chunk);
+            assert_close(&format!("reset B{b} L{l} chunk {chunk} y"), &to_vec(yc), &ys, 1e-5);
+            assert_close(&format!("reset B{b} L{l} chunk {chunk} h"), &to_vec(hc), &hs, 1e-5);
+        }
+        // Every flag set: each token starts from zero, so y_t = C_t·(dt_t·x_t·B_t) + D·x_t.
+        let mut all = input.clone();
+        all.reset = Some(Tensor::ones([b, l], &dev));
+        let (y1, _) = scan_sequential(all, h0.clone());
+        let u = input.dt.clone() * input.x.clone();
+        let cb = (input.c.clone() * input.b.clone()).sum_dim(2);
+        let want = u * cb + input.x.clone() * input.d.clone().unsqueeze::<3>();
+        assert_close(&format!("all reset B{b} L{l}"), &to_vec(y1), &to_vec(want), 1e-5);
     }
 }

@@ -24,7 +24,13 @@ pub struct ScanInput {
     pub c: Tensor<3>,
     /// `[E]` skip connection.
     pub d: Tensor<1>,
+    /// `[B, L]` document-start flags (1.0 drops the state carried into that token, 0.0 keeps it),
+    /// so packed sequences do not leak state into each other. `None`: no resets.
+    pub reset: Option<Tensor<2>>,
 }
+
+/// Log-decay added at a reset token: `exp` of it (and of any sum containing it) is exactly 0.
+const RESET_LOG_DECAY: f64 = -1e30;
 
 /// Element budget for one `[B, E, N, S, S]` intermediate of the chunked scan (64 MB in f32).
 const CHUNK_BUDGET: usize = 1 << 24;
@@ -38,6 +44,10 @@ const CHUNK_BUDGET: usize = 1 << 24;
 pub fn selective_scan(input: ScanInput, h0: Tensor<3>, max_chunk: usize) -> (Tensor<3>, Tensor<3>) {
     let [bsz, len, e] = input.x.dims();
     let n = input.a.dims()[1];
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    if bit_axon_kernels::scan::is_cube(&input.x.device()) {
+        return kernel_scan(input, h0);
+    }
     if len <= 2 || input.x.device().inner() == Device::flex() {
         return scan_sequential(input, h0);
     }
@@ -45,9 +55,32 @@ pub fn selective_scan(input: ScanInput, h0: Tensor<3>, max_chunk: usize) -> (Ten
     scan_chunked(input, h0, max_chunk.min(fit).max(1))
 }
 
+/// The CubeCL kernels (`bit_axon_kernels::scan`): the decode-step kernel for one token outside
+/// autodiff, else the chunked scan kernel with its own backward.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn kernel_scan(input: ScanInput, h0: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+    use bit_axon_kernels::scan as k;
+    let ScanInput { x, dt, a, b, c, d, reset } = input;
+    let [bsz, len, e] = x.dims();
+    let n = a.dims()[1];
+    if len == 1 && reset.is_none() && !x.is_autodiff() {
+        let (y, h) = k::selective_scan_step(
+            x.reshape([bsz, e]),
+            dt.reshape([bsz, e]),
+            a,
+            b.reshape([bsz, n]),
+            c.reshape([bsz, n]),
+            d,
+            h0,
+        );
+        return (y.reshape([bsz, 1, e]), h);
+    }
+    k::selective_scan(x, dt, a, b, c, d, h0, reset, None)
+}
+
 /// Token-by-token scan: `L` steps of a few `[B, E, N]` ops.
 pub fn scan_sequential(input: ScanInput, mut h: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
-    let ScanInput { x, dt, a, b, c, d } = input;
+    let ScanInput { x, dt, a, b, c, d, reset } = input;
     let [bsz, len, e] = x.dims();
     let n = a.dims()[1];
     let a = a.unsqueeze_dim::<3>(0);
@@ -57,7 +90,10 @@ pub fn scan_sequential(input: ScanInput, mut h: Tensor<3>) -> (Tensor<3>, Tensor
         let dt_t = dt.clone().narrow(1, t, 1).reshape([bsz, e, 1]);
         let b_t = b.clone().narrow(1, t, 1).reshape([bsz, 1, n]);
         let c_t = c.clone().narrow(1, t, 1).reshape([bsz, 1, n]);
-        let decay = (dt_t.clone() * a.clone()).exp();
+        let mut decay = (dt_t.clone() * a.clone()).exp();
+        if let Some(r) = &reset {
+            decay = decay * r.clone().narrow(1, t, 1).neg().add_scalar(1.0).reshape([bsz, 1, 1]);
+        }
         h = decay * h + (dt_t * x_t) * b_t;
         ys.push((h.clone() * c_t).sum_dim(2).reshape([bsz, 1, e]));
     }
@@ -71,7 +107,7 @@ pub fn scan_sequential(input: ScanInput, mut h: Tensor<3>) -> (Tensor<3>, Tensor
 ///
 /// Memory is `O(B·E·N·S²)` per chunk; the result does not depend on `chunk`.
 pub fn scan_chunked(input: ScanInput, mut h: Tensor<3>, chunk: usize) -> (Tensor<3>, Tensor<3>) {
-    let ScanInput { x, dt, a, b, c, d } = input;
+    let ScanInput { x, dt, a, b, c, d, reset } = input;
     let [bsz, len, e] = x.dims();
     let n = a.dims()[1];
     let device = x.device();
@@ -89,7 +125,10 @@ pub fn scan_chunked(input: ScanInput, mut h: Tensor<3>, chunk: usize) -> (Tensor
         let b_p = b.clone().narrow(1, t0, s).swap_dims(1, 2);
         let c_p = c.clone().narrow(1, t0, s).swap_dims(1, 2);
         // Log-decay per step, [B, E, N, S].
-        let la = dt_p.unsqueeze_dim::<4>(2) * a4.clone();
+        let mut la = dt_p.unsqueeze_dim::<4>(2) * a4.clone();
+        if let Some(r) = &reset {
+            la = la + r.clone().narrow(1, t0, s).reshape([bsz, 1, 1, s]).mul_scalar(RESET_LOG_DECAY);
+        }
         let full = [bsz, e, n, s, s];
         // seg[t, s'] = Σ_{s' < m ≤ t} la[m]; exp of it is the decay from s' to t (t ≥ s').
         let keep_after = Tensor::<2, Bool>::tril_mask([s, s], -1, &device).unsqueeze::<5>().expand(full);

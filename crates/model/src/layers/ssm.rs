@@ -132,18 +132,33 @@ impl AxonSsm {
         let xz = self.in_proj.forward(u);
         let x = xz.clone().narrow(2, 0, e);
         let z = xz.narrow(2, e, e);
-        let (x, conv) = self.causal_conv(x, state.conv);
-        let x = silu(x);
+        let (x, conv) = self.conv_silu(x, state.conv);
         let proj = self.x_proj.forward(x.clone());
         let b = proj.clone().narrow(2, 0, n);
         let c = proj.clone().narrow(2, n, n);
         let dt = softplus(self.dt_proj.forward(proj.narrow(2, 2 * n, 1)), 1.0).clamp(DT_MIN, DT_MAX);
         let a = self.a_log.val().exp().neg();
-        let input = ScanInput { x, dt, a, b, c, d: self.d.val() };
+        let input = ScanInput { x, dt, a, b, c, d: self.d.val(), reset: None };
         let (y, ssm) = selective_scan(input, state.ssm, self.scan_chunk);
         let out = self.out_proj.forward(y * silu(z));
         debug_assert_eq!(out.dims()[1], len);
         (out, SsmState { conv, ssm })
+    }
+
+    /// `silu(causal_conv(x))` and the new cache. One token outside autodiff on a CubeCL device
+    /// runs the fused conv-step kernel (window shift, convolution and SiLU in one launch).
+    fn conv_silu(&self, x: Tensor<3>, cache: Option<Tensor<3>>) -> (Tensor<3>, Option<Tensor<3>>) {
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        if let Some(window) = &cache {
+            let [bsz, len, e] = x.dims();
+            if len == 1 && !x.is_autodiff() && bit_axon_kernels::scan::is_cube(&x.device()) {
+                let w = (self.conv_weight.val(), self.conv_bias.val());
+                let (out, window) = bit_axon_kernels::scan::conv_step(window.clone(), x.reshape([bsz, e]), w.0, w.1);
+                return (out.reshape([bsz, 1, e]), Some(window));
+            }
+        }
+        let (x, conv) = self.causal_conv(x, cache);
+        (silu(x), conv)
     }
 
     /// Depthwise causal convolution over `[cache; x]`; returns the output and the last `K-1`

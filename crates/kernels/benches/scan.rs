@@ -1,0 +1,219 @@
+//! Selective-scan kernels: forward and backward time at the default config's shape, achieved
+//! bandwidth against the device's measured copy bandwidth, and speed-up over the plain-tensor
+//! chunked scan measured in the same run.
+//!
+//! ```sh
+//! CUDARC_CUDA_VERSION=13000 cargo bench -p bit-axon-kernels --features cuda --bench scan
+//! # small smoke run on wgpu/lavapipe:
+//! SCAN_BENCH_E=64 SCAN_BENCH_LENS=512 SCAN_BENCH_BATCHES=1 cargo bench -p bit-axon-kernels --features wgpu --bench scan
+//! ```
+//! Knobs (env): `SCAN_BENCH_E` (7680), `SCAN_BENCH_N` (16), `SCAN_BENCH_BATCHES` ("1,2,4,8"),
+//! `SCAN_BENCH_LENS` ("512,1024,2048,4096,8192"), `SCAN_BENCH_ITERS` (5), `SCAN_BENCH_COPY_LOG2` (30), `SCAN_BENCH_BASELINE`
+//! ("1,512;1,2048": the `B,L` shapes timed through the plain-tensor path as well).
+//!
+//! Bytes counted as the minimum that must move (f32): forward reads `x, dt` and writes `y`
+//! (`3·B·L·E`), reads `B, C` (`2·B·L·N`) and the states; backward reads `x, dt, dy, B, C` and
+//! writes `dx, ddt, dB, dC` (`5·B·L·E + 4·B·L·N`). The copy roofline is `x + 1` over 4 GiB
+//! (read + write).
+
+use std::time::Instant;
+
+use bit_axon::layers::scan::{ScanInput, scan_chunked};
+use bit_axon_kernels::scan::{SelectiveScanBackend, auto_chunk, selective_scan};
+use burn::backend::Dispatch;
+use burn::prelude::*;
+use burn::tensor::Distribution;
+
+fn env_list(name: &str, default: &str) -> Vec<usize> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.to_string())
+        .split(',')
+        .map(|s| s.trim().parse().unwrap_or_else(|_| panic!("{name}: `{s}` is not a number")))
+        .collect()
+}
+
+fn env_one(name: &str, default: usize) -> usize {
+    env_list(name, &default.to_string())[0]
+}
+
+fn device() -> Device {
+    #[cfg(feature = "cuda")]
+    return Device::cuda(0);
+    #[cfg(not(feature = "cuda"))]
+    Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)
+}
+
+/// Something whose first element can be read back, forcing it (and, the device queue being in
+/// order, everything launched before it) to be computed.
+trait Probe {
+    fn probe(&self);
+}
+
+impl<const D: usize> Probe for Tensor<D> {
+    fn probe(&self) {
+        let _ = self.clone().flatten::<1>(0, D - 1).narrow(0, 0, 1).into_data();
+    }
+}
+
+impl<T: Probe> Probe for Vec<T> {
+    fn probe(&self) {
+        self.iter().for_each(Probe::probe);
+    }
+}
+
+impl<T: Probe, U> Probe for (T, U) {
+    fn probe(&self) {
+        self.0.probe();
+    }
+}
+
+/// Mean seconds per call of `f` over `iters` calls after one warm-up. Each call's output is read
+/// back (one element) before the next call and then dropped, so the memory pool reuses its
+/// buffers: allocation stays out of the figure, and nothing can be skipped as unused. The
+/// read-back latency is counted (conservative for sub-millisecond calls).
+fn time<T: Probe>(dev: &Device, iters: usize, mut f: impl FnMut() -> T) -> f64 {
+    f().probe();
+    dev.sync().expect("sync");
+    let start = Instant::now();
+    for _ in 0..iters {
+        f().probe();
+    }
+    dev.sync().expect("sync");
+    start.elapsed().as_secs_f64() / iters as f64
+}
+
+fn inputs(b: usize, l: usize, e: usize, n: usize, dev: &Device) -> (ScanInput, Tensor<3>) {
+    let u = |shape: [usize; 3], lo: f64, hi: f64| Tensor::<3>::random(shape, Distribution::Uniform(lo, hi), dev);
+    let input = ScanInput {
+        x: u([b, l, e], -1.0, 1.0),
+        dt: u([b, l, e], 1e-3, 0.1),
+        a: Tensor::<2>::random([e, n], Distribution::Uniform(-16.0, -1.0), dev),
+        b: u([b, l, n], -1.0, 1.0),
+        c: u([b, l, n], -1.0, 1.0),
+        d: Tensor::<1>::ones([e], dev),
+        reset: None,
+    };
+    (input, u([b, e, n], -1.0, 1.0))
+}
+
+fn kernel_fwd(i: &ScanInput, h0: &Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+    let i = i.clone();
+    selective_scan(i.x, i.dt, i.a, i.b, i.c, i.d, h0.clone(), None, None)
+}
+
+fn kernel_bwd(i: &ScanInput, h0: &Tensor<3>, grad: &Tensor<3>) -> Vec<Tensor<3>> {
+    let i = i.clone();
+    let zeros = Tensor::<2>::zeros([i.x.dims()[0], i.x.dims()[1]], &i.x.device());
+    let (dx, ddt, _da, _dbc, dh0) = <Dispatch as SelectiveScanBackend>::selective_scan_backward(
+        i.x.into_dispatch(),
+        i.dt.into_dispatch(),
+        i.a.into_dispatch(),
+        i.b.into_dispatch(),
+        i.c.into_dispatch(),
+        i.d.into_dispatch(),
+        h0.clone().into_dispatch(),
+        zeros.into_dispatch(),
+        grad.clone().into_dispatch(),
+    );
+    vec![Tensor::from_dispatch(dx), Tensor::from_dispatch(ddt), Tensor::from_dispatch(dh0)]
+}
+
+/// The chunk the plain-tensor path picks (as `bit_axon::layers::scan::selective_scan`).
+fn plain_chunk(b: usize, e: usize, n: usize) -> usize {
+    (((1usize << 24) / (b * e * n)) as f64).sqrt().max(1.0).min(64.0) as usize
+}
+
+fn main() {
+    let dev = device();
+    dev.seed(1);
+    let e = env_one("SCAN_BENCH_E", 7680);
+    let n = env_one("SCAN_BENCH_N", 16);
+    let iters = env_one("SCAN_BENCH_ITERS", 5);
+    let batches = env_list("SCAN_BENCH_BATCHES", "1,2,4,8");
+    let lens = env_list("SCAN_BENCH_LENS", "512,1024,2048,4096,8192");
+    let baseline: Vec<(usize, usize)> = std::env::var("SCAN_BENCH_BASELINE")
+        .unwrap_or_else(|_| "1,512;1,2048".into())
+        .split(';')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let v: Vec<usize> = s.split(',').map(|x| x.trim().parse().expect("SCAN_BENCH_BASELINE: B,L;B,L")).collect();
+            (v[0], v[1])
+        })
+        .collect();
+    println!("device: {dev:?}; E={e} N={n} iters={iters}");
+
+    // Copy roofline: read + write 2^k f32 (k = SCAN_BENCH_COPY_LOG2, default 30: 4 GiB, so the
+    // read-back per call is small against the copy).
+    let k = env_one("SCAN_BENCH_COPY_LOG2", 30);
+    let big = Tensor::<1>::random([1 << k], Distribution::Uniform(0.0, 1.0), &dev);
+    let t = time(&dev, iters, || big.clone().add_scalar(1.0));
+    let copy_gbs = 2.0 * 4.0 * (1u64 << k) as f64 / t / 1e9;
+    println!("copy bandwidth (x+1 over 2^{k} f32, read + write): {copy_gbs:.0} GB/s");
+    drop(big);
+
+    println!();
+    println!("| B | L | chunk | fwd ms | fwd GB/s | fwd % copy | bwd ms | bwd GB/s | bwd % copy |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for &b in &batches {
+        for &l in &lens {
+            let (input, h0) = inputs(b, l, e, n, &dev);
+            let fwd = time(&dev, iters, || kernel_fwd(&input, &h0));
+            let fwd_bytes = 4.0 * (3 * b * l * e + 2 * b * l * n + 2 * b * e * n) as f64;
+            let grad = Tensor::<3>::random([b, l + n, e], Distribution::Uniform(-1.0, 1.0), &dev);
+            let bwd = time(&dev, iters, || kernel_bwd(&input, &h0, &grad));
+            let bwd_bytes = 4.0 * (5 * b * l * e + 4 * b * l * n + 2 * b * e * n) as f64;
+            let (fg, bg) = (fwd_bytes / fwd / 1e9, bwd_bytes / bwd / 1e9);
+            println!(
+                "| {b} | {l} | {} | {:.3} | {fg:.0} | {:.0}% | {:.3} | {bg:.0} | {:.0}% |",
+                auto_chunk(b, l, e),
+                fwd * 1e3,
+                100.0 * fg / copy_gbs,
+                bwd * 1e3,
+                100.0 * bg / copy_gbs
+            );
+        }
+    }
+
+    println!();
+    println!("| B | L | plain chunk | plain fwd ms | kernel fwd ms | speed-up | plain fwd+bwd ms | kernel fwd+bwd ms | speed-up |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for &(b, l) in &baseline {
+        let (input, h0) = inputs(b, l, e, n, &dev);
+        let chunk = plain_chunk(b, e, n);
+        let plain = time(&dev, 1, || scan_chunked(input.clone(), h0.clone(), chunk));
+        let kern = time(&dev, iters, || kernel_fwd(&input, &h0));
+        // Forward + backward through autodiff (loss = Σ y), only at short lengths: the plain path
+        // keeps O(B·E·N·chunk²) per chunk for its backward.
+        let (pb, kb) = if l <= 1024 {
+            let track = |t: &Tensor<3>| t.clone().autodiff().require_grad();
+            let run = |use_kernel: bool| {
+                let x = track(&input.x);
+                let i = ScanInput {
+                    x: x.clone(),
+                    dt: track(&input.dt),
+                    a: input.a.clone().autodiff().require_grad(),
+                    b: track(&input.b),
+                    c: track(&input.c),
+                    d: input.d.clone().autodiff().require_grad(),
+                    reset: None,
+                };
+                let h = track(&h0);
+                let (y, _) = if use_kernel { kernel_fwd(&i, &h) } else { scan_chunked(i, h, chunk) };
+                let g = y.sum().backward();
+                vec![x.grad(&g).expect("grad x")]
+            };
+            (time(&dev, 1, || run(false)), time(&dev, iters, || run(true)))
+        } else {
+            (f64::NAN, f64::NAN)
+        };
+        println!(
+            "| {b} | {l} | {chunk} | {:.2} | {:.3} | {:.0}× | {:.2} | {:.3} | {:.0}× |",
+            plain * 1e3,
+            kern * 1e3,
+            plain / kern,
+            pb * 1e3,
+            kb * 1e3,
+            pb / kb
+        );
+    }
+}

@@ -1,0 +1,314 @@
+//! The selective-scan kernels on wgpu (Mesa lavapipe in CI) against the plain-tensor reference
+//! (`bit_axon::layers::scan::scan_sequential`, run on flex): outputs, final states, every gradient
+//! (also against central finite differences of an f64 scalar implementation), the reset flag and
+//! the decode step. Needs a Vulkan driver (`mesa-vulkan-drivers`).
+#![cfg(feature = "wgpu")]
+
+use bit_axon::layers::scan::{ScanInput, scan_sequential};
+use bit_axon_kernels::scan::{conv_step, selective_scan, selective_scan_step};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+
+fn gpu() -> Device {
+    Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)
+}
+
+fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 data")
+}
+
+/// Asserts `max|got - want| ≤ rel · max(1, max|want|)`.
+fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length mismatch");
+    let mut err = 0.0f32;
+    for (g, w) in got.iter().zip(want) {
+        let d = (g - w).abs();
+        err = if d.is_nan() || err.is_nan() { f32::NAN } else { err.max(d) };
+    }
+    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let bound = rel * scale.max(1.0);
+    println!("{what}: max_abs_err={err:.3e} (max|ref|={scale:.3}, bound {bound:.1e})");
+    assert!(err <= bound, "{what}: max_abs_err {err:e} exceeds {bound:e} (max|ref| {scale})");
+}
+
+/// Random inputs on `dev`: `(ScanInput, h0)`; a reset flag with probability `p_reset` per token.
+fn inputs(b: usize, l: usize, e: usize, n: usize, dt_max: f64, p_reset: f64, dev: &Device) -> (ScanInput, Tensor<3>) {
+    let u = |shape: [usize; 3], lo: f64, hi: f64| Tensor::<3>::random(shape, Distribution::Uniform(lo, hi), dev);
+    let input = ScanInput {
+        x: u([b, l, e], -1.0, 1.0),
+        dt: u([b, l, e], 1e-3, dt_max),
+        a: Tensor::<2>::random([e, n], Distribution::Uniform(-4.0, -0.05), dev),
+        b: u([b, l, n], -1.0, 1.0),
+        c: u([b, l, n], -1.0, 1.0),
+        d: Tensor::<1>::random([e], Distribution::Uniform(0.5, 1.5), dev),
+        reset: (p_reset > 0.0).then(|| Tensor::<2>::random([b, l], Distribution::Bernoulli(p_reset), dev)),
+    };
+    (input, u([b, e, n], -1.0, 1.0))
+}
+
+fn to_dev(i: &ScanInput, h0: &Tensor<3>, dev: &Device) -> (ScanInput, Tensor<3>) {
+    let input = ScanInput {
+        x: i.x.clone().to_device(dev),
+        dt: i.dt.clone().to_device(dev),
+        a: i.a.clone().to_device(dev),
+        b: i.b.clone().to_device(dev),
+        c: i.c.clone().to_device(dev),
+        d: i.d.clone().to_device(dev),
+        reset: i.reset.clone().map(|r| r.to_device(dev)),
+    };
+    (input, h0.clone().to_device(dev))
+}
+
+fn kernel(i: ScanInput, h0: Tensor<3>, chunk: Option<usize>) -> (Tensor<3>, Tensor<3>) {
+    selective_scan(i.x, i.dt, i.a, i.b, i.c, i.d, h0, i.reset, chunk)
+}
+
+#[test]
+fn forward_equals_reference_on_random_shapes() {
+    let flex = Device::flex();
+    flex.seed(3);
+    let cases = [
+        // (B, L, E, N, dt_max, p_reset)
+        (1, 1, 3, 2, 0.5, 0.0),
+        (3, 1, 5, 16, 0.5, 0.5),
+        (1, 7, 5, 4, 30.0, 0.0),
+        (3, 7, 7, 16, 0.5, 0.3),
+        (1, 64, 9, 16, 2.0, 0.0),
+        (3, 64, 33, 5, 0.5, 0.1),
+        (1, 1000, 17, 16, 0.5, 0.0),
+        (3, 1000, 13, 16, 0.3, 0.01),
+    ];
+    for (b, l, e, n, dt_max, p) in cases {
+        let (input, h0) = inputs(b, l, e, n, dt_max, p, &flex);
+        let (yr, hr) = scan_sequential(input.clone(), h0.clone());
+        let (yr, hr) = (to_vec(yr), to_vec(hr));
+        let (gi, gh) = to_dev(&input, &h0, &gpu());
+        for chunk in [None, Some(1), Some(7), Some(64)] {
+            let (y, h) = kernel(gi.clone(), gh.clone(), chunk);
+            let what = format!("B{b} L{l} E{e} N{n} dt≤{dt_max} reset p={p} chunk {chunk:?}");
+            assert_close(&format!("{what} y"), &to_vec(y), &yr, 1e-4);
+            assert_close(&format!("{what} h"), &to_vec(h), &hr, 1e-4);
+        }
+    }
+}
+
+#[test]
+fn reset_drops_the_carried_state() {
+    // With a reset at token 4, the outputs from token 4 on equal a fresh scan of tokens 4.. from 0.
+    let flex = Device::flex();
+    flex.seed(9);
+    let (b, l, e, n) = (2, 11, 6, 4);
+    let (mut input, h0) = inputs(b, l, e, n, 1.0, 0.0, &flex);
+    let mut flags = vec![0.0f32; b * l];
+    flags[4] = 1.0;
+    flags[l + 4] = 1.0;
+    input.reset = Some(Tensor::from_data(TensorData::new(flags, [b, l]), &flex));
+    let tail = |t: Tensor<3>| t.narrow(1, 4, l - 4);
+    let fresh = ScanInput {
+        x: tail(input.x.clone()),
+        dt: tail(input.dt.clone()),
+        a: input.a.clone(),
+        b: tail(input.b.clone()),
+        c: tail(input.c.clone()),
+        d: input.d.clone(),
+        reset: None,
+    };
+    let (yf, hf) = scan_sequential(fresh, Tensor::zeros([b, e, n], &flex));
+    // The reference path with the flag agrees too.
+    let (yr, _) = scan_sequential(input.clone(), h0.clone());
+    assert_close("reference reset: y after the reset", &to_vec(yr.narrow(1, 4, l - 4)), &to_vec(yf.clone()), 1e-5);
+    let (gi, gh) = to_dev(&input, &h0, &gpu());
+    let (y, h) = kernel(gi, gh, Some(3));
+    assert_close("kernel reset: y after the reset", &to_vec(y.narrow(1, 4, l - 4)), &to_vec(yf), 1e-5);
+    assert_close("kernel reset: final state", &to_vec(h), &to_vec(hf), 1e-5);
+}
+
+#[test]
+fn decode_step_equals_reference() {
+    let flex = Device::flex();
+    flex.seed(4);
+    let (b, l, e, n) = (3, 5, 13, 16);
+    let (input, h0) = inputs(b, l, e, n, 1.0, 0.0, &flex);
+    let (yr, hr) = scan_sequential(input.clone(), h0.clone());
+    let (gi, mut h) = to_dev(&input, &h0, &gpu());
+    let mut ys = Vec::new();
+    for t in 0..l {
+        let at = |x: &Tensor<3>, w: usize| x.clone().narrow(1, t, 1).reshape([b, w]);
+        let (y, hn) = selective_scan_step(at(&gi.x, e), at(&gi.dt, e), gi.a.clone(), at(&gi.b, n), at(&gi.c, n), gi.d.clone(), h);
+        ys.push(y.reshape([b, 1, e]));
+        h = hn;
+    }
+    assert_close("decode y", &to_vec(Tensor::cat(ys, 1)), &to_vec(yr), 1e-5);
+    assert_close("decode h", &to_vec(h), &to_vec(hr), 1e-5);
+}
+
+/// The seven gradients of `Σ y·wy + Σ h·wh`, through the kernel or the reference.
+fn grads(input: &ScanInput, h0: &Tensor<3>, dev: &Device, wy: &Tensor<3>, wh: &Tensor<3>, use_kernel: bool) -> Vec<Vec<f32>> {
+    let (i, h0) = to_dev(input, h0, dev);
+    // `to_device` onto an autodiff device does not track; `autodiff()` does.
+    let leaves = [i.x, i.dt, i.b, i.c, h0].map(|t| t.autodiff().require_grad());
+    let (a, d) = (i.a.autodiff().require_grad(), i.d.autodiff().require_grad());
+    let [x, dt, b, c, h0] = leaves.clone();
+    let inp = ScanInput { x, dt, a: a.clone(), b, c, d: d.clone(), reset: i.reset.map(|r| r.autodiff()) };
+    let (y, h) = if use_kernel { kernel(inp, h0, None) } else { scan_sequential(inp, h0) };
+    let loss = (y * wy.clone().to_device(dev).autodiff()).sum() + (h * wh.clone().to_device(dev).autodiff()).sum();
+    let g = loss.backward();
+    let get3 = |t: &Tensor<3>| to_vec(t.grad(&g).expect("gradient"));
+    vec![
+        get3(&leaves[0]),
+        get3(&leaves[1]),
+        to_vec(a.grad(&g).expect("gradient A")),
+        get3(&leaves[2]),
+        get3(&leaves[3]),
+        to_vec(d.grad(&g).expect("gradient D")),
+        get3(&leaves[4]),
+    ]
+}
+
+const NAMES: [&str; 7] = ["x", "dt", "A", "B", "C", "D", "h0"];
+
+#[test]
+fn gradients_equal_reference_autodiff() {
+    let flex = Device::flex();
+    flex.seed(5);
+    for (b, l, e, n, p) in [(2, 19, 6, 4, 0.0), (3, 70, 37, 16, 0.05), (1, 1, 5, 3, 0.0), (2, 33, 40, 16, 0.2)] {
+        let (input, h0) = inputs(b, l, e, n, 1.0, p, &flex);
+        let wy = Tensor::<3>::random([b, l, e], Distribution::Uniform(-1.0, 1.0), &flex);
+        let wh = Tensor::<3>::random([b, e, n], Distribution::Uniform(-1.0, 1.0), &flex);
+        let want = grads(&input, &h0, &flex.clone().autodiff(), &wy, &wh, false);
+        let got = grads(&input, &h0, &gpu().autodiff(), &wy, &wh, true);
+        for (name, (g, w)) in NAMES.iter().zip(got.iter().zip(&want)) {
+            assert_close(&format!("B{b} L{l} E{e} N{n} reset p={p}: grad {name}"), g, w, 1e-4);
+        }
+    }
+}
+
+/// Scalar f64 scan: the loss `Σ y·wy + Σ h_last·wh` for flat row-major inputs.
+fn loss_f64(sz: (usize, usize, usize, usize), v: &[Vec<f64>; 7], r: &[f64], wy: &[f64], wh: &[f64]) -> f64 {
+    let (bs, l, e, n) = sz;
+    let [x, dt, a, b, c, d, h0] = v;
+    let mut loss = 0.0;
+    for bi in 0..bs {
+        for ei in 0..e {
+            let mut h: Vec<f64> = (0..n).map(|i| h0[(bi * e + ei) * n + i]).collect();
+            for t in 0..l {
+                let ix = (bi * l + t) * e + ei;
+                let mut y = d[ei] * x[ix];
+                for (i, hi) in h.iter_mut().enumerate() {
+                    let m = (dt[ix] * a[ei * n + i]).exp() * (1.0 - r[bi * l + t]);
+                    *hi = m * *hi + dt[ix] * x[ix] * b[(bi * l + t) * n + i];
+                    y += c[(bi * l + t) * n + i] * *hi;
+                }
+                loss += y * wy[ix];
+            }
+            for (i, hi) in h.iter().enumerate() {
+                loss += hi * wh[(bi * e + ei) * n + i];
+            }
+        }
+    }
+    loss
+}
+
+#[test]
+fn gradients_equal_f64_finite_differences() {
+    let flex = Device::flex();
+    flex.seed(6);
+    let sz @ (b, l, e, n) = (2, 5, 3, 2);
+    let (mut input, h0) = inputs(b, l, e, n, 1.0, 0.0, &flex);
+    let mut flags = vec![0.0f32; b * l];
+    flags[l + 2] = 1.0;
+    input.reset = Some(Tensor::from_data(TensorData::new(flags.clone(), [b, l]), &flex));
+    let wy = Tensor::<3>::random([b, l, e], Distribution::Uniform(-1.0, 1.0), &flex);
+    let wh = Tensor::<3>::random([b, e, n], Distribution::Uniform(-1.0, 1.0), &flex);
+    let got = grads(&input, &h0, &gpu().autodiff(), &wy, &wh, true);
+
+    let f64v = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<f64>>();
+    let mut vals = [
+        f64v(to_vec(input.x.clone())),
+        f64v(to_vec(input.dt.clone())),
+        f64v(to_vec(input.a.clone())),
+        f64v(to_vec(input.b.clone())),
+        f64v(to_vec(input.c.clone())),
+        f64v(to_vec(input.d.clone())),
+        f64v(to_vec(h0.clone())),
+    ];
+    let (r, wy, wh) = (f64v(flags), f64v(to_vec(wy)), f64v(to_vec(wh)));
+    let eps = 1e-6;
+    for k in 0..7 {
+        let mut fd = Vec::with_capacity(vals[k].len());
+        for j in 0..vals[k].len() {
+            let orig = vals[k][j];
+            vals[k][j] = orig + eps;
+            let up = loss_f64(sz, &vals, &r, &wy, &wh);
+            vals[k][j] = orig - eps;
+            let down = loss_f64(sz, &vals, &r, &wy, &wh);
+            vals[k][j] = orig;
+            fd.push(((up - down) / (2.0 * eps)) as f32);
+        }
+        assert_close(&format!("finite differences: grad {}", NAMES[k]), &got[k], &fd, 1e-4);
+    }
+}
+
+#[test]
+fn half_precision_inputs_accumulate_in_f32() {
+    use burn::tensor::DType;
+    let flex = Device::flex();
+    flex.seed(8);
+    let (b, l, e, n) = (2, 100, 9, 16);
+    let (input, h0) = inputs(b, l, e, n, 0.5, 0.05, &flex);
+    // The reference sees the same rounded inputs, in f32.
+    let round = |t: Tensor<3>| t.cast(DType::F16).cast(DType::F32);
+    let r = ScanInput {
+        x: round(input.x.clone()),
+        dt: round(input.dt.clone()),
+        a: input.a.clone().cast(DType::F16).cast(DType::F32),
+        b: round(input.b.clone()),
+        c: round(input.c.clone()),
+        d: input.d.clone().cast(DType::F16).cast(DType::F32),
+        reset: input.reset.clone(),
+    };
+    let h0r = round(h0.clone());
+    let (yr, hr) = scan_sequential(r.clone(), h0r.clone());
+    let (gi, gh) = to_dev(&r, &h0r, &gpu());
+    let half = |t: Tensor<3>| t.cast(DType::F16);
+    let (y, h) = selective_scan(
+        half(gi.x),
+        half(gi.dt),
+        gi.a.cast(DType::F16),
+        half(gi.b),
+        half(gi.c),
+        gi.d.cast(DType::F16),
+        half(gh),
+        gi.reset.map(|t| t.cast(DType::F16)),
+        None,
+    );
+    assert_eq!(y.dtype(), DType::F16, "the output keeps the input dtype");
+    // Only the outputs' own rounding to f16 (relative 2^-11) separates them from the f32 reference.
+    assert_close("f16 y", &to_vec(y), &to_vec(yr), 2e-3);
+    assert_close("f16 h", &to_vec(h), &to_vec(hr), 2e-3);
+}
+
+#[test]
+fn conv_step_equals_plain_convolution() {
+    let flex = Device::flex();
+    flex.seed(10);
+    for (b, k, e) in [(1, 2, 3), (3, 4, 13), (2, 5, 40)] {
+        let u = |shape: [usize; 3]| Tensor::<3>::random(shape, Distribution::Uniform(-1.0, 1.0), &flex);
+        let window = u([b, k - 1, e]);
+        let x = u([b, 1, e]);
+        let w = u([1, e, k]).reshape([e, k]);
+        let bias = u([1, 1, e]).reshape([e]);
+        // Plain: out = silu(bias + Σ_j w[:, j]·[window; x][j]), new window = last K-1 of [window; x].
+        let full = Tensor::cat(vec![window.clone(), x.clone()], 1);
+        let mut acc = bias.clone().reshape([1, 1, e]).expand([b, 1, e]);
+        for j in 0..k {
+            acc = acc + full.clone().narrow(1, j, 1) * w.clone().narrow(1, j, 1).reshape([1, 1, e]);
+        }
+        let want = burn::tensor::activation::silu(acc).reshape([b, e]);
+        let want_window = full.narrow(1, 1, k - 1);
+        let g = gpu();
+        let (out, new_window) = conv_step(window.to_device(&g), x.reshape([b, e]).to_device(&g), w.to_device(&g), bias.to_device(&g));
+        assert_close(&format!("conv step B{b} K{k} E{e} out"), &to_vec(out), &to_vec(want), 1e-5);
+        assert_close(&format!("conv step B{b} K{k} E{e} window"), &to_vec(new_window), &to_vec(want_window), 0.0);
+    }
+}
