@@ -62,7 +62,7 @@ fn model_gradients_on_wgpu_equal_flex() {
         vec![
             to_vec(ssm.a_log.val().grad(&g).expect("grad A_log")),
             to_vec(ssm.d.val().grad(&g).expect("grad D")),
-            to_vec(ssm.in_proj.weight.val().grad(&g).expect("grad in_proj")),
+            to_vec(ssm.in_proj.as_float().expect("float in_proj").weight.val().grad(&g).expect("grad in_proj")),
             to_vec(model.embed_tokens.weight.val().grad(&g).expect("grad embedding")),
         ]
     };
