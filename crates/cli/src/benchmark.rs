@@ -108,8 +108,15 @@ pub fn run(args: BenchmarkArgs) -> Result<()> {
     println!("benchmark: {source} on {} — batch {b}, prompt {p}, generate {g}", args.device);
     println!("  prefill          {:>10.1} tokens/s", r["prefill_tokens_per_s"].as_f64().unwrap_or(0.0));
     println!("  time to 1st tok  {:>10.1} ms", prefill * 1e3);
-    println!("  decode           {:>10.1} tokens/s ({:.2} ms/step)", r["decode_tokens_per_s"].as_f64().unwrap_or(0.0), step * 1e3);
-    println!("  weight reads     {achieved_gbps:>10.2} GB/s = {:.3} of {peak:.1} GB/s ({peak_src})", achieved_gbps / peak);
+    println!(
+        "  decode           {:>10.1} tokens/s ({:.2} ms/step)",
+        r["decode_tokens_per_s"].as_f64().unwrap_or(0.0),
+        step * 1e3
+    );
+    println!(
+        "  weight reads     {achieved_gbps:>10.2} GB/s = {:.3} of {peak:.1} GB/s ({peak_src})",
+        achieved_gbps / peak
+    );
     match peak_rss {
         Some(v) => println!("  peak RSS         {:>10.1} MB", v as f64 / 1e6),
         None => println!("  peak RSS         unavailable on this OS"),

@@ -38,7 +38,12 @@ pub fn run(args: ForwardArgs) -> Result<()> {
     let shape = [shape[0], shape[1]];
     let (cfg, model, report) = BitAxonModel::load(&args.model, &device)?;
     if !report.unused.is_empty() {
-        eprintln!("warning: {} tensor(s) in {} are not used: {:?}", report.unused.len(), args.model.display(), report.unused);
+        eprintln!(
+            "warning: {} tensor(s) in {} are not used: {:?}",
+            report.unused.len(),
+            args.model.display(),
+            report.unused
+        );
     }
     check_token_ids(&ids, shape, cfg.vocab_size).with_context(|| format!("in {}", args.input.display()))?;
     let ids = token_tensor(ids, shape, &device);

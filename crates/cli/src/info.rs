@@ -26,7 +26,9 @@ pub fn run(args: InfoArgs) -> Result<()> {
         (None, None) => bail!("give --model DIR or --preset NAME (small, medium, default)"),
     };
     let counts = cfg.param_counts();
-    let quant = |f, dq| crate::quantize::Plan::new(f, 64, dq, bit_axon::checkpoint::FloatDtype::F16).map(|p| p.predicted_bytes(&cfg));
+    let quant = |f, dq| {
+        crate::quantize::Plan::new(f, 64, dq, bit_axon::checkpoint::FloatDtype::F16).map(|p| p.predicted_bytes(&cfg))
+    };
     let (nf4_dq, nf4, affine4) =
         (quant(QuantFormat::Nf4, true)?, quant(QuantFormat::Nf4, false)?, quant(QuantFormat::Affine4, false)?);
     let mem = cfg.weight_memory();
@@ -48,7 +50,12 @@ pub fn run(args: InfoArgs) -> Result<()> {
     println!("Bit-Axon model ({source})");
     println!(
         "  vocab {}  hidden {}  layers {}  heads {} (head_dim {})  d_source {}",
-        cfg.vocab_size, cfg.hidden_dim, cfg.num_layers, cfg.num_heads, cfg.head_dim(), cfg.d_source_model
+        cfg.vocab_size,
+        cfg.hidden_dim,
+        cfg.num_layers,
+        cfg.num_heads,
+        cfg.head_dim(),
+        cfg.d_source_model
     );
     println!(
         "  SSM: E {}  N {}  conv {}  scan chunk {} | SWA window {} | MoE {} experts, top-{}, inter {} + shared",
@@ -66,9 +73,20 @@ pub fn run(args: InfoArgs) -> Result<()> {
         println!("{i:>5}  {kind:<8} {:>14}", group(*n));
     }
     println!("\nparameters   total {:>16} ({})", group(counts.total), human(counts.total as f64, ""));
-    println!("             active/token {:>9} ({})", group(counts.active_per_token), human(counts.active_per_token as f64, ""));
-    println!("weights      f32 {}   f16 {}   4-bit NF4 {}", human(mem.f32_bytes, "B"), human(mem.f16_bytes, "B"), human(mem.nf4_bytes, "B"));
-    println!("             (4-bit: matrices NF4 with f32 absmax per 64; embedding, router, norms, SSM A/D/dt/conv in f16)");
+    println!(
+        "             active/token {:>9} ({})",
+        group(counts.active_per_token),
+        human(counts.active_per_token as f64, "")
+    );
+    println!(
+        "weights      f32 {}   f16 {}   4-bit NF4 {}",
+        human(mem.f32_bytes, "B"),
+        human(mem.f16_bytes, "B"),
+        human(mem.nf4_bytes, "B")
+    );
+    println!(
+        "             (4-bit: matrices NF4 with f32 absmax per 64; embedding, router, norms, SSM A/D/dt/conv in f16)"
+    );
     println!(
         "`quantize` output (group 64, unquantized tensors f16, tied head quantized separately):\n             nf4 + double quant {}   nf4 {}   affine4 {}",
         human(nf4_dq, "B"),
@@ -91,6 +109,14 @@ fn group(n: usize) -> String {
 }
 
 fn human(v: f64, unit: &str) -> String {
-    let (div, suffix) = if v >= 1e9 { (1e9, "G") } else if v >= 1e6 { (1e6, "M") } else if v >= 1e3 { (1e3, "k") } else { (1.0, "") };
+    let (div, suffix) = if v >= 1e9 {
+        (1e9, "G")
+    } else if v >= 1e6 {
+        (1e6, "M")
+    } else if v >= 1e3 {
+        (1e3, "k")
+    } else {
+        (1.0, "")
+    };
     format!("{:.2} {suffix}{unit}", v / div)
 }

@@ -3,8 +3,8 @@
 mod benchmark;
 mod forward;
 mod info;
-mod run;
 mod quantize;
+mod run;
 
 use clap::{Parser, Subcommand};
 

@@ -79,10 +79,12 @@ impl Plan {
             let e = &all[0];
             all.push(TensorSpec { name: "lm_head.weight".into(), shape: e.shape.clone(), role: TensorRole::LmHead });
         }
-        all.into_iter().map(|t| {
-            let q = self.quantizes(&t);
-            (t, q)
-        }).collect()
+        all.into_iter()
+            .map(|t| {
+                let q = self.quantizes(&t);
+                (t, q)
+            })
+            .collect()
     }
 
     /// Tensor-data bytes of the checkpoint `quantize` writes for `cfg` (headers excluded).
@@ -117,7 +119,8 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     let format = QuantFormat::parse(&args.format)?;
     let plan = Plan::new(format, args.group_size, args.double_quant, FloatDtype::parse(&args.float_dtype)?)?;
     let device = parse_device("flex")?;
-    let (cfg, model, _) = BitAxonModel::load(&args.model, &device).with_context(|| format!("loading {}", args.model.display()))?;
+    let (cfg, model, _) =
+        BitAxonModel::load(&args.model, &device).with_context(|| format!("loading {}", args.model.display()))?;
     let model = quantize_model(model, &cfg, plan);
     std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
     let mut sv = Saver::new(plan.float_dtype, plan.float_dtype);
@@ -129,7 +132,10 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     }
     let meta = HashMap::from([
         ("format".to_string(), "mlx".to_string()),
-        ("quantization".to_string(), format!("{format:?}, group {}, double_quant {}", plan.group_size, plan.double_quant)),
+        (
+            "quantization".to_string(),
+            format!("{format:?}, group {}, double_quant {}", plan.group_size, plan.double_quant),
+        ),
     ]);
     let path = args.output.join("model.safetensors");
     write_safetensors(&path, &sv.tensors, Some(meta))?;

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use bit_axon::BitAxonModel;
 use bit_axon::device::parse_device;
-use bit_axon_inference::{ChatTemplate, GenerationConfig, Message, Sampler, SamplingConfig, Session, StopReason, StreamDecoder, TextTokenizer};
+use bit_axon_inference::{
+    ChatTemplate, GenerationConfig, Message, Sampler, SamplingConfig, Session, StopReason, StreamDecoder, TextTokenizer,
+};
 use clap::Args;
 
 #[derive(Args)]
@@ -105,7 +107,9 @@ fn sampling(args: &RunArgs) -> Result<SamplingConfig> {
 
 fn check_ids(ids: &[u32], vocab: usize, origin: &str) -> Result<()> {
     if let Some(&bad) = ids.iter().find(|&&t| t as usize >= vocab) {
-        bail!("token id {bad} ({origin}) is outside the model vocabulary [0, {vocab}); the tokenizer does not match the model");
+        bail!(
+            "token id {bad} ({origin}) is outside the model vocabulary [0, {vocab}); the tokenizer does not match the model"
+        );
     }
     Ok(())
 }
@@ -124,7 +128,15 @@ struct Printer<'a> {
 
 impl<'a> Printer<'a> {
     fn new(tokenizer: Option<&'a TextTokenizer>, stops: &'a [String], stream: bool) -> Self {
-        Self { tokenizer, stops, stream, decoder: StreamDecoder::new(), text: String::new(), printed: 0, stopped_at: None }
+        Self {
+            tokenizer,
+            stops,
+            stream,
+            decoder: StreamDecoder::new(),
+            text: String::new(),
+            printed: 0,
+            stopped_at: None,
+        }
     }
 
     /// Returns `false` once a stop string has appeared.
@@ -169,7 +181,12 @@ impl<'a> Printer<'a> {
 
 /// Length of the longest suffix of `text` that is a proper prefix of `stop`.
 fn held_suffix(text: &str, stop: &str) -> usize {
-    (1..stop.len()).rev().find(|&n| n <= text.len() && text.is_char_boundary(text.len() - n) && stop.starts_with(&text[text.len() - n..])).unwrap_or(0)
+    (1..stop.len())
+        .rev()
+        .find(|&n| {
+            n <= text.len() && text.is_char_boundary(text.len() - n) && stop.starts_with(&text[text.len() - n..])
+        })
+        .unwrap_or(0)
 }
 
 pub fn run(args: RunArgs) -> Result<()> {

@@ -85,7 +85,10 @@ fn forward_rejects_out_of_vocab_ids_with_position() {
 
 #[test]
 fn unknown_device_and_missing_model_are_clear_errors() {
-    let out = bin().args(["forward", "--device", "tpu", "--model", "/nonexistent", "--input", "x", "--output", "y"]).output().unwrap();
+    let out = bin()
+        .args(["forward", "--device", "tpu", "--model", "/nonexistent", "--input", "x", "--output", "y"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8(out.stderr).unwrap().contains("unknown device `tpu`"));
     let out = bin().args(["info", "--model", "/nonexistent/dir"]).output().unwrap();

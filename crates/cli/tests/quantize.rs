@@ -39,7 +39,14 @@ fn quantized_checkpoints_load_and_stay_close_to_float() {
     let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     for (format, extra) in [("nf4", vec!["--double-quant"]), ("nf4", vec![]), ("affine4", vec![])] {
         let dir = tmp(&format!("{format}{}", extra.len()));
-        run_ok(bin().args(["quantize", "--format", format, "--group-size", "32", "--model"]).arg(fixture()).arg("--output").arg(&dir).args(&extra));
+        run_ok(
+            bin()
+                .args(["quantize", "--format", format, "--group-size", "32", "--model"])
+                .arg(fixture())
+                .arg("--output")
+                .arg(&dir)
+                .args(&extra),
+        );
         let files = TensorFiles::open_dir(&dir).unwrap();
         assert_eq!(files.dtype("layer_0.ssm.in_proj.weight"), Some(safetensors::Dtype::U32));
         assert_eq!(files.dtype("layer_2.moe.switch_mlp.up_proj.weight"), Some(safetensors::Dtype::U32));
@@ -49,7 +56,8 @@ fn quantized_checkpoints_load_and_stay_close_to_float() {
         run_ok(bin().args(["forward", "--model"]).arg(&dir).arg("--input").arg(&io).arg("--output").arg(&out));
         let got = logits(&out);
         let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        let rms = |v: &mut dyn Iterator<Item = f32>| (v.map(|x| f64::from(x * x)).sum::<f64>() / want.len() as f64).sqrt();
+        let rms =
+            |v: &mut dyn Iterator<Item = f32>| (v.map(|x| f64::from(x * x)).sum::<f64>() / want.len() as f64).sqrt();
         let rel = rms(&mut got.iter().zip(&want).map(|(a, b)| a - b)) / rms(&mut want.iter().copied());
         println!("{format} {extra:?}: max |Δlogits| {err:.4} (max|ref| {scale:.3}), relative RMS error {rel:.4}");
         // Measured: relative RMS error 0.29 (nf4) / 0.25 (affine4): every matrix of this random
@@ -69,7 +77,9 @@ fn checkpoint_size_matches_info_prediction() {
     let dir = tmp("small-float");
     let cfg = BitAxonConfig::small();
     cfg.init(&Device::flex()).save(&cfg, &dir, SaveOptions::default()).unwrap();
-    for (format, dq, key) in [("nf4", true, "nf4_gs64_double_quant"), ("nf4", false, "nf4_gs64"), ("affine4", false, "affine4_gs64")] {
+    for (format, dq, key) in
+        [("nf4", true, "nf4_gs64_double_quant"), ("nf4", false, "nf4_gs64"), ("affine4", false, "affine4_gs64")]
+    {
         let out = tmp(&format!("small-{key}"));
         let mut cmd = bin();
         cmd.args(["quantize", "--format", format, "--model"]).arg(&dir).arg("--output").arg(&out);
@@ -77,7 +87,8 @@ fn checkpoint_size_matches_info_prediction() {
             cmd.arg("--double-quant");
         }
         run_ok(&mut cmd);
-        let info: serde_json::Value = serde_json::from_str(&run_ok(bin().args(["info", "--json", "--model"]).arg(&out))).unwrap();
+        let info: serde_json::Value =
+            serde_json::from_str(&run_ok(bin().args(["info", "--json", "--model"]).arg(&out))).unwrap();
         let pred = info["quantized_checkpoint_bytes"][key].as_f64().unwrap();
         let size = std::fs::metadata(out.join("model.safetensors")).unwrap().len() as f64;
         let dev = (size - pred) / pred;
@@ -90,9 +101,19 @@ fn checkpoint_size_matches_info_prediction() {
 
 #[test]
 fn bad_quantize_arguments_are_clear_errors() {
-    let out = bin().args(["quantize", "--format", "int3", "--model"]).arg(fixture()).args(["--output", "/tmp/never"]).output().unwrap();
+    let out = bin()
+        .args(["quantize", "--format", "int3", "--model"])
+        .arg(fixture())
+        .args(["--output", "/tmp/never"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8(out.stderr).unwrap().contains("int3"));
-    let out = bin().args(["quantize", "--group-size", "12", "--model"]).arg(fixture()).args(["--output", "/tmp/never"]).output().unwrap();
+    let out = bin()
+        .args(["quantize", "--group-size", "12", "--model"])
+        .arg(fixture())
+        .args(["--output", "/tmp/never"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8(out.stderr).unwrap().contains("multiple of 8"));
 }

@@ -55,7 +55,17 @@ fn greedy_prompt_ids_match_full_forward_argmax() {
     let prompt: Vec<i64> = (0..11).map(|i| (i * 13 + 1) % 128).collect();
     let ids: Vec<String> = prompt.iter().map(i64::to_string).collect();
     let out = bin()
-        .args(["run", "--temperature", "0", "--max-tokens", "12", "--print-ids", "--prompt-ids", &ids.join(","), "--model"])
+        .args([
+            "run",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "12",
+            "--print-ids",
+            "--prompt-ids",
+            &ids.join(","),
+            "--model",
+        ])
         .arg(tiny())
         .output()
         .unwrap();
@@ -70,7 +80,23 @@ fn greedy_prompt_ids_match_full_forward_argmax() {
 fn seeded_sampling_is_reproducible() {
     let run = |seed: &str| {
         let out = bin()
-            .args(["run", "--temperature", "1.0", "--top-k", "0", "--top-p", "1", "--seed", seed, "--max-tokens", "20", "--print-ids", "--prompt-ids", "1,2,3", "--model"])
+            .args([
+                "run",
+                "--temperature",
+                "1.0",
+                "--top-k",
+                "0",
+                "--top-p",
+                "1",
+                "--seed",
+                seed,
+                "--max-tokens",
+                "20",
+                "--print-ids",
+                "--prompt-ids",
+                "1,2,3",
+                "--model",
+            ])
             .arg(tiny())
             .output()
             .unwrap();
@@ -84,10 +110,15 @@ fn seeded_sampling_is_reproducible() {
 #[test]
 fn text_prompt_through_tokenizer_and_template() {
     let dir = chat_model("text");
-    let out = bin().args(["run", "Hello there", "--temperature", "0", "--max-tokens", "6", "--print-ids", "--model"]).arg(&dir).output().unwrap();
+    let out = bin()
+        .args(["run", "Hello there", "--temperature", "0", "--max-tokens", "6", "--print-ids", "--model"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let ids: Vec<i64> = stdout.lines().last().unwrap().split(',').filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
+    let ids: Vec<i64> =
+        stdout.lines().last().unwrap().split(',').filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
     let tok = TextTokenizer::from_model_dir(&dir).unwrap();
     let prompt = tok.encode("<|im_start|>user\nHello there<|im_end|>\n<|im_start|>assistant\n").unwrap();
     let prompt: Vec<i64> = prompt.into_iter().map(i64::from).collect();
@@ -118,7 +149,9 @@ fn chat_second_turn_prefills_only_new_tokens() {
         .lines()
         .filter_map(|l| l.strip_prefix("[prefilled "))
         .map(|l| {
-            let num = |after: &str| -> usize { l.split(after).nth(1).unwrap().split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap() };
+            let num = |after: &str| -> usize {
+                l.split(after).nth(1).unwrap().split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+            };
             let n: usize = l.split_whitespace().next().unwrap().parse().unwrap();
             (n, num("(context "), num("generated "))
         })
@@ -130,7 +163,10 @@ fn chat_second_turn_prefills_only_new_tokens() {
     // Turn 2 runs only the token left pending by turn 1 (its last sampled token) and the tokens
     // that close the answer and open the new turn; re-running the history would add turns[0].1.
     let closing = if turns[0].2 == 5 { "<|im_end|>\n" } else { "\n" };
-    let new_turn = tok.encode(&format!("{closing}<|im_start|>user\nhow are you<|im_end|>\n<|im_start|>assistant\n")).unwrap().len();
+    let new_turn = tok
+        .encode(&format!("{closing}<|im_start|>user\nhow are you<|im_end|>\n<|im_start|>assistant\n"))
+        .unwrap()
+        .len();
     assert_eq!(turns[1].0, new_turn + 1, "{turns:?}");
     assert_eq!(turns[1].1, turns[0].1 + new_turn + turns[1].2 + usize::from(turns[1].2 < 5), "{turns:?}");
     // After /reset the conversation starts over.
@@ -141,11 +177,17 @@ fn chat_second_turn_prefills_only_new_tokens() {
 
 #[test]
 fn tokenizer_larger_than_model_is_an_error() {
-    let out = bin().args(["run", "hi", "--max-tokens", "2", "--model"]).arg(tiny()).arg("--tokenizer").arg({
-        let p = std::env::temp_dir().join(format!("bit-axon-bytes-{}.json", std::process::id()));
-        std::fs::write(&p, byte_level_tokenizer_json()).unwrap();
-        p
-    }).output().unwrap();
+    let out = bin()
+        .args(["run", "hi", "--max-tokens", "2", "--model"])
+        .arg(tiny())
+        .arg("--tokenizer")
+        .arg({
+            let p = std::env::temp_dir().join(format!("bit-axon-bytes-{}.json", std::process::id()));
+            std::fs::write(&p, byte_level_tokenizer_json()).unwrap();
+            p
+        })
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("outside the model vocabulary [0, 128)"), "{err}");
@@ -153,10 +195,20 @@ fn tokenizer_larger_than_model_is_an_error() {
 
 #[test]
 fn benchmark_reports_json() {
-    let out = bin().args(["benchmark", "--json", "--prompt-len", "16", "--gen-len", "4", "--batch", "2", "--model"]).arg(tiny()).output().unwrap();
+    let out = bin()
+        .args(["benchmark", "--json", "--prompt-len", "16", "--gen-len", "4", "--batch", "2", "--model"])
+        .arg(tiny())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for key in ["prefill_tokens_per_s", "decode_tokens_per_s", "time_to_first_token_ms", "weight_read_gbps", "fraction_of_peak_bandwidth"] {
+    for key in [
+        "prefill_tokens_per_s",
+        "decode_tokens_per_s",
+        "time_to_first_token_ms",
+        "weight_read_gbps",
+        "fraction_of_peak_bandwidth",
+    ] {
         assert!(v[key].as_f64().unwrap() > 0.0, "{key}: {v}");
     }
     assert_eq!(v["batch"], 2);

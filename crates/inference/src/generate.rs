@@ -96,7 +96,8 @@ impl<'m> Session<'m> {
         all.extend_from_slice(ids);
         assert!(!all.is_empty(), "nothing to feed");
         let n = all.len();
-        let tokens = Tensor::<2, Int>::from_data(TensorData::new(all.iter().map(|&t| t as i64).collect(), [1, n]), &self.device);
+        let tokens =
+            Tensor::<2, Int>::from_data(TensorData::new(all.iter().map(|&t| t as i64).collect(), [1, n]), &self.device);
         let logits = self.model.forward_cached(tokens, &mut self.cache);
         let vocab = logits.dims()[2];
         logits.narrow(1, n - 1, 1).reshape([vocab]).into_data().convert::<f32>().try_into_vec().expect("f32 logits")
@@ -104,7 +105,13 @@ impl<'m> Session<'m> {
 
     /// Appends `prompt` and generates. `on_token` sees each emitted token and returns `false` to
     /// stop (used for stop strings); it is not called for stop ids.
-    pub fn generate(&mut self, prompt: &[u32], cfg: &GenerationConfig, sampler: &mut Sampler, mut on_token: impl FnMut(u32) -> bool) -> Generation {
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        cfg: &GenerationConfig,
+        sampler: &mut Sampler,
+        mut on_token: impl FnMut(u32) -> bool,
+    ) -> Generation {
         let start = Instant::now();
         let prefilled = self.pending.len() + prompt.len();
         self.context.extend_from_slice(prompt);
@@ -134,7 +141,13 @@ impl<'m> Session<'m> {
             logits = self.feed(&[id]);
         };
         let ttft = first.unwrap_or_else(|| start.elapsed());
-        Generation { tokens, stop, prefilled, time_to_first_token: ttft, decode_time: start.elapsed().saturating_sub(ttft) }
+        Generation {
+            tokens,
+            stop,
+            prefilled,
+            time_to_first_token: ttft,
+            decode_time: start.elapsed().saturating_sub(ttft),
+        }
     }
 
     /// Adds tokens to the conversation without generating (they are run with the next call).

@@ -53,7 +53,8 @@ impl TextTokenizer {
 
     /// Id of a token the caller cannot do without; the error names the token and the file.
     pub fn require(&self, token: &str) -> Result<u32> {
-        self.token_id(token).ok_or_else(|| Error::MissingSpecialToken { path: self.path.clone(), name: token.to_string() })
+        self.token_id(token)
+            .ok_or_else(|| Error::MissingSpecialToken { path: self.path.clone(), name: token.to_string() })
     }
 
     /// Checks that the chat template's tokens exist.
@@ -113,7 +114,8 @@ pub fn byte_level_tokenizer_json() -> String {
                                "rstrip": false, "normalized": false, "special": true})
         })
         .collect();
-    let byte_level = serde_json::json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true});
+    let byte_level =
+        serde_json::json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true});
     serde_json::to_string_pretty(&serde_json::json!({
         "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
         "normalizer": null, "pre_tokenizer": byte_level, "post_processor": null, "decoder": byte_level,

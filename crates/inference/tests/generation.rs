@@ -72,7 +72,9 @@ fn stop_ids_end_generation_and_are_not_emitted() {
     let first = greedy.iter().position(|&t| t == stop).unwrap();
     let mut session = Session::new(&model, &device);
     let mut sampler = Sampler::new(SamplingConfig::default());
-    let out = session.generate(&prompt, &GenerationConfig { max_new_tokens: 6, stop_ids: vec![stop] }, &mut sampler, |_| true);
+    let out =
+        session
+            .generate(&prompt, &GenerationConfig { max_new_tokens: 6, stop_ids: vec![stop] }, &mut sampler, |_| true);
     assert_eq!(out.stop, StopReason::StopToken(stop));
     assert_eq!(out.tokens, greedy[..first].to_vec());
 }

@@ -41,7 +41,10 @@ fn missing_special_token_error_names_token_and_file() {
 #[test]
 fn chat_template_is_the_reference_chatml_format() {
     let t = ChatTemplate::default();
-    let s = t.render(&[Message::system("Be brief."), Message::user("Hi"), Message::assistant("Hello."), Message::user("Bye")], true);
+    let s = t.render(
+        &[Message::system("Be brief."), Message::user("Hi"), Message::assistant("Hello."), Message::user("Bye")],
+        true,
+    );
     assert_eq!(
         s,
         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n"

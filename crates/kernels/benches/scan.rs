@@ -175,7 +175,9 @@ fn main() {
     }
 
     println!();
-    println!("| B | L | plain chunk | plain fwd ms | kernel fwd ms | speed-up | plain fwd+bwd ms | kernel fwd+bwd ms | speed-up |");
+    println!(
+        "| B | L | plain chunk | plain fwd ms | kernel fwd ms | speed-up | plain fwd+bwd ms | kernel fwd+bwd ms | speed-up |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
     for &(b, l) in &baseline {
         let (input, h0) = inputs(b, l, e, n, &dev);

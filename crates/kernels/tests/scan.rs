@@ -134,7 +134,8 @@ fn decode_step_equals_reference() {
     let mut ys = Vec::new();
     for t in 0..l {
         let at = |x: &Tensor<3>, w: usize| x.clone().narrow(1, t, 1).reshape([b, w]);
-        let (y, hn) = selective_scan_step(at(&gi.x, e), at(&gi.dt, e), gi.a.clone(), at(&gi.b, n), at(&gi.c, n), gi.d.clone(), h);
+        let (y, hn) =
+            selective_scan_step(at(&gi.x, e), at(&gi.dt, e), gi.a.clone(), at(&gi.b, n), at(&gi.c, n), gi.d.clone(), h);
         ys.push(y.reshape([b, 1, e]));
         h = hn;
     }
@@ -143,7 +144,14 @@ fn decode_step_equals_reference() {
 }
 
 /// The seven gradients of `Σ y·wy + Σ h·wh`, through the kernel or the reference.
-fn grads(input: &ScanInput, h0: &Tensor<3>, dev: &Device, wy: &Tensor<3>, wh: &Tensor<3>, use_kernel: bool) -> Vec<Vec<f32>> {
+fn grads(
+    input: &ScanInput,
+    h0: &Tensor<3>,
+    dev: &Device,
+    wy: &Tensor<3>,
+    wh: &Tensor<3>,
+    use_kernel: bool,
+) -> Vec<Vec<f32>> {
     let (i, h0) = to_dev(input, h0, dev);
     // `to_device` onto an autodiff device does not track; `autodiff()` does.
     let leaves = [i.x, i.dt, i.b, i.c, h0].map(|t| t.autodiff().require_grad());
@@ -307,7 +315,8 @@ fn conv_step_equals_plain_convolution() {
         let want = burn::tensor::activation::silu(acc).reshape([b, e]);
         let want_window = full.narrow(1, 1, k - 1);
         let g = gpu();
-        let (out, new_window) = conv_step(window.to_device(&g), x.reshape([b, e]).to_device(&g), w.to_device(&g), bias.to_device(&g));
+        let (out, new_window) =
+            conv_step(window.to_device(&g), x.reshape([b, e]).to_device(&g), w.to_device(&g), bias.to_device(&g));
         assert_close(&format!("conv step B{b} K{k} E{e} out"), &to_vec(out), &to_vec(want), 1e-5);
         assert_close(&format!("conv step B{b} K{k} E{e} window"), &to_vec(new_window), &to_vec(want_window), 0.0);
     }

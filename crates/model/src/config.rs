@@ -149,10 +149,7 @@ impl BitAxonConfig {
             "small" => Ok(Self::small()),
             "medium" => Ok(Self::medium()),
             "default" => Ok(Self::default_preset()),
-            other => Err(Error::config(
-                "preset",
-                format!("unknown preset `{other}`; expected one of {PRESETS:?}"),
-            )),
+            other => Err(Error::config("preset", format!("unknown preset `{other}`; expected one of {PRESETS:?}"))),
         }
     }
 
@@ -169,12 +166,9 @@ impl BitAxonConfig {
     /// key selects the starting values; every other key overrides one field. Unknown keys are
     /// an error, so a typo does not silently fall back to a default.
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self> {
-        let mut table: toml::Table =
-            toml::from_str(text).map_err(|e| Error::format(origin, e.to_string()))?;
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| Error::format(origin, e.to_string()))?;
         let base = match table.remove("preset") {
-            Some(toml::Value::String(name)) => {
-                Self::preset(&name).map_err(|e| Error::format(origin, e.to_string()))?
-            }
+            Some(toml::Value::String(name)) => Self::preset(&name).map_err(|e| Error::format(origin, e.to_string()))?,
             Some(other) => {
                 return Err(Error::format(origin, format!("`preset` must be a string, found {other}")));
             }
@@ -190,9 +184,8 @@ impl BitAxonConfig {
             }
             merged.insert(key, value);
         }
-        let cfg: Self = toml::Value::Table(merged)
-            .try_into()
-            .map_err(|e: toml::de::Error| Error::format(origin, e.to_string()))?;
+        let cfg: Self =
+            toml::Value::Table(merged).try_into().map_err(|e: toml::de::Error| Error::format(origin, e.to_string()))?;
         cfg.validate().map_err(|e| Error::format(origin, e.to_string()))?;
         Ok(cfg)
     }

@@ -166,7 +166,12 @@ impl BitAxonModel {
         ModelCache::new(self.layers.len())
     }
 
-    fn run(&self, ids: Tensor<2, Int>, mut cache: Option<&mut ModelCache>, mut hidden: Option<&mut Vec<Tensor<3>>>) -> Tensor<3> {
+    fn run(
+        &self,
+        ids: Tensor<2, Int>,
+        mut cache: Option<&mut ModelCache>,
+        mut hidden: Option<&mut Vec<Tensor<3>>>,
+    ) -> Tensor<3> {
         let len = ids.dims()[1];
         let mut x = self.input_proj.forward(self.embed_tokens.forward(ids));
         if let Some(h) = hidden.as_deref_mut() {
@@ -231,4 +236,3 @@ pub fn check_token_ids(ids: &[i64], shape: [usize; 2], vocab: usize) -> Result<(
 pub fn token_tensor(ids: Vec<i64>, shape: [usize; 2], device: &Device) -> Tensor<2, Int> {
     Tensor::from_data(TensorData::new(ids, shape), device)
 }
-

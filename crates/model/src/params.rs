@@ -122,12 +122,10 @@ impl BitAxonConfig {
     pub fn param_counts(&self) -> ParamCounts {
         let tensors = model_tensors(self);
         let total: usize = tensors.iter().map(TensorSpec::numel).sum();
-        let routed: usize =
-            tensors.iter().filter(|t| t.role == TensorRole::RoutedExperts).map(TensorSpec::numel).sum();
+        let routed: usize = tensors.iter().filter(|t| t.role == TensorRole::RoutedExperts).map(TensorSpec::numel).sum();
         let idle = routed / self.moe_num_experts * (self.moe_num_experts - self.moe_top_k);
         ParamCounts { total, active_per_token: total - idle, routed_experts: routed }
     }
-
 }
 
 /// Bytes per weight of the 4-bit estimate: NF4 codes (4 bits) plus one f32 absmax per block of 64.

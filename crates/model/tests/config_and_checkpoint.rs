@@ -83,7 +83,13 @@ fn reference_config_json_reads() {
 fn save_then_load_round_trips() {
     let dev = device();
     dev.seed(3);
-    let cfg = BitAxonConfig { vocab_size: 50, hidden_dim: 32, d_source_model: 16, moe_intermediate_dim: 24, ..BitAxonConfig::small() };
+    let cfg = BitAxonConfig {
+        vocab_size: 50,
+        hidden_dim: 32,
+        d_source_model: 16,
+        moe_intermediate_dim: 24,
+        ..BitAxonConfig::small()
+    };
     let model = cfg.init(&dev);
     let dir = tmpdir("roundtrip");
     let opts = SaveOptions { dtype: FloatDtype::F32, expert_dtype: FloatDtype::F32 };
@@ -146,7 +152,7 @@ fn wrong_shape_and_missing_tensor_are_named() {
         }
         other => panic!("expected a shape error, got {other}"),
     }
-    assert!(err.to_string().contains("expected [") , "{err}");
+    assert!(err.to_string().contains("expected ["), "{err}");
     // More layers than the file has.
     cfg.moe_intermediate_dim = 128;
     cfg.num_layers = 9;

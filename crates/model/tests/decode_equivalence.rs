@@ -61,7 +61,12 @@ fn assert_caches_equal(a: &ModelCache, b: &ModelCache) {
     for (i, (x, y)) in a.layers.iter().zip(&b.layers).enumerate() {
         match (x.as_ref().unwrap(), y.as_ref().unwrap()) {
             (LayerState::Ssm(x), LayerState::Ssm(y)) => {
-                assert_tensor_close(&format!("layer {i} conv"), x.conv.clone().unwrap(), &to_vec(y.conv.clone().unwrap()), REL);
+                assert_tensor_close(
+                    &format!("layer {i} conv"),
+                    x.conv.clone().unwrap(),
+                    &to_vec(y.conv.clone().unwrap()),
+                    REL,
+                );
                 assert_tensor_close(&format!("layer {i} ssm state"), x.ssm.clone(), &to_vec(y.ssm.clone()), REL);
             }
             (LayerState::Attention(x), LayerState::Attention(y)) => {

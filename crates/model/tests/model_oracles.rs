@@ -23,7 +23,12 @@ fn check_case(dir: &Path) {
     let hs = model.forward_hidden(ids.clone());
     assert_tensor_close(&format!("{name}.embed_proj"), hs.embed_proj, &io.vec("hidden.embed_proj"), REL);
     for (i, h) in hs.layers.into_iter().enumerate() {
-        assert_tensor_close(&format!("{name}.layer_{i} ({})", cfg.layer_kind(i).name()), h, &io.vec(&format!("hidden.layer_{i}")), REL);
+        assert_tensor_close(
+            &format!("{name}.layer_{i} ({})", cfg.layer_kind(i).name()),
+            h,
+            &io.vec(&format!("hidden.layer_{i}")),
+            REL,
+        );
     }
     assert_tensor_close(&format!("{name}.output_proj"), hs.output_proj, &io.vec("hidden.output_proj"), REL);
     assert_tensor_close(&format!("{name}.logits"), hs.logits, &io.vec("logits"), REL);
@@ -37,7 +42,12 @@ fn check_case(dir: &Path) {
         outs.push(model.forward_cached(ids.clone().narrow(1, t, 1), &mut cache));
     }
     assert_eq!(cache.position, len);
-    assert_tensor_close(&format!("{name}.logits_incremental"), Tensor::cat(outs, 1), &io.vec("logits_incremental"), REL);
+    assert_tensor_close(
+        &format!("{name}.logits_incremental"),
+        Tensor::cat(outs, 1),
+        &io.vec("logits_incremental"),
+        REL,
+    );
 }
 
 #[test]

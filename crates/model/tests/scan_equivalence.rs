@@ -49,10 +49,26 @@ fn chunked_gradients_equal_sequential_gradients() {
     dev.seed(5);
     let (input, h0) = inputs(2, 19, 6, 4, 2.0, &dev);
     let track = |t: Tensor<3>| t.require_grad();
-    let leaves = (track(input.x), track(input.dt), input.a.require_grad(), track(input.b), track(input.c), input.d.require_grad(), track(h0));
+    let leaves = (
+        track(input.x),
+        track(input.dt),
+        input.a.require_grad(),
+        track(input.b),
+        track(input.c),
+        input.d.require_grad(),
+        track(h0),
+    );
     let grads_of = |chunked: bool| {
         let (x, dt, a, b, c, d, h0) = leaves.clone();
-        let inp = ScanInput { x: x.clone(), dt: dt.clone(), a: a.clone(), b: b.clone(), c: c.clone(), d: d.clone(), reset: None };
+        let inp = ScanInput {
+            x: x.clone(),
+            dt: dt.clone(),
+            a: a.clone(),
+            b: b.clone(),
+            c: c.clone(),
+            d: d.clone(),
+            reset: None,
+        };
         let (y, h) = if chunked { scan_chunked(inp, h0.clone(), 4) } else { scan_sequential(inp, h0.clone()) };
         // A loss that weights every output and state element differently.
         let wy = Tensor::<3>::ones(y.dims(), &y.device()).cumsum(1).sin();

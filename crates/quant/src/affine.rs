@@ -29,7 +29,11 @@ const EPS: f32 = 1e-7;
 pub fn quantize(w: &[f32], gs: usize) -> AffineGroups {
     assert!(gs > 0 && w.len() % gs == 0, "affine quantize: {} values is not a multiple of group {gs}", w.len());
     let groups = w.len() / gs;
-    let mut out = AffineGroups { codes: Vec::with_capacity(w.len()), scales: Vec::with_capacity(groups), biases: Vec::with_capacity(groups) };
+    let mut out = AffineGroups {
+        codes: Vec::with_capacity(w.len()),
+        scales: Vec::with_capacity(groups),
+        biases: Vec::with_capacity(groups),
+    };
     for g in w.chunks_exact(gs) {
         let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
         for &v in g {

@@ -87,7 +87,9 @@ impl QuantMatrix {
         match (&biases, format) {
             (Some(b), QuantFormat::Affine4) if b.len() == scales.len() => {}
             (None, QuantFormat::Nf4) => {}
-            (Some(b), QuantFormat::Affine4) => return Err(shape_err(name, format!("{} biases for {} scales", b.len(), scales.len()))),
+            (Some(b), QuantFormat::Affine4) => {
+                return Err(shape_err(name, format!("{} biases for {} scales", b.len(), scales.len())));
+            }
             (None, QuantFormat::Affine4) => return Err(shape_err(name, "affine4 needs biases")),
             (Some(_), QuantFormat::Nf4) => return Err(shape_err(name, "nf4 has no biases")),
         }

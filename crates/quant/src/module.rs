@@ -79,15 +79,23 @@ fn lut_tensor(format: QuantFormat, device: &Device) -> Tensor<1> {
 }
 
 /// Plain-tensor dequantization of `rows` packed rows: `[R, in/8]` → `[R, in]`.
-pub fn dequantize_rows(packed: Tensor<2, Int>, scales: Tensor<2>, biases: Option<Tensor<2>>, lut: Tensor<1>, gs: usize) -> Tensor<2> {
+pub fn dequantize_rows(
+    packed: Tensor<2, Int>,
+    scales: Tensor<2>,
+    biases: Option<Tensor<2>>,
+    lut: Tensor<1>,
+    gs: usize,
+) -> Tensor<2> {
     let [rows, words] = packed.dims();
     let d_in = words * 8;
     let groups = d_in / gs;
     let device = packed.device();
-    let shifts = Tensor::<1, Int>::from_data(TensorData::new((0..8).map(|j| 4 * j).collect::<Vec<i32>>(), [8]), &device)
-        .reshape([1, 1, 8])
-        .expand([rows, words, 8]);
-    let codes = packed.unsqueeze_dim::<3>(2).expand([rows, words, 8]).bitwise_right_shift(shifts).bitwise_and_scalar(15);
+    let shifts =
+        Tensor::<1, Int>::from_data(TensorData::new((0..8).map(|j| 4 * j).collect::<Vec<i32>>(), [8]), &device)
+            .reshape([1, 1, 8])
+            .expand([rows, words, 8]);
+    let codes =
+        packed.unsqueeze_dim::<3>(2).expand([rows, words, 8]).bitwise_right_shift(shifts).bitwise_and_scalar(15);
     let values = lut.select(0, codes.reshape([rows * d_in])).reshape([rows, groups, gs]);
     let w = values * scales.reshape([rows, groups, 1]);
     let w = match biases {
@@ -140,7 +148,13 @@ impl QuantizedWeight for QuantLinear {
         self.d_out
     }
     fn dequantize(&self) -> Tensor<2> {
-        dequantize_rows(self.packed.clone(), self.scales.clone(), self.biases.clone(), self.lut.clone(), self.group_size)
+        dequantize_rows(
+            self.packed.clone(),
+            self.scales.clone(),
+            self.biases.clone(),
+            self.lut.clone(),
+            self.group_size,
+        )
     }
 }
 

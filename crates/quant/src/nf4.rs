@@ -101,7 +101,11 @@ pub struct DoubleQuant {
 
 impl DoubleQuant {
     pub fn encode(absmax: &[f32]) -> Self {
-        let mean = if absmax.is_empty() { 0.0 } else { (absmax.iter().map(|&v| f64::from(v)).sum::<f64>() / absmax.len() as f64) as f32 };
+        let mean = if absmax.is_empty() {
+            0.0
+        } else {
+            (absmax.iter().map(|&v| f64::from(v)).sum::<f64>() / absmax.len() as f64) as f32
+        };
         let mut codes = Vec::with_capacity(absmax.len());
         let mut block_scales = Vec::with_capacity(absmax.len().div_ceil(DQ_BLOCK));
         for block in absmax.chunks(DQ_BLOCK) {
@@ -116,6 +120,10 @@ impl DoubleQuant {
 
     /// The absmax values as stored (what dequantization uses).
     pub fn decode(&self) -> Vec<f32> {
-        self.codes.iter().enumerate().map(|(i, &c)| f32::from(c) * self.block_scales[i / DQ_BLOCK] + self.mean).collect()
+        self.codes
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| f32::from(c) * self.block_scales[i / DQ_BLOCK] + self.mean)
+            .collect()
     }
 }

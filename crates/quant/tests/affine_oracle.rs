@@ -115,6 +115,7 @@ fn quantized_linear_matches_reference_output() {
 fn shape_errors_name_the_tensor() {
     let e = QuantMatrix::quantize("layer_0.x", QuantFormat::Nf4, &[0.0; 96], &[1, 96], 64).unwrap_err();
     assert!(e.to_string().contains("layer_0.x") && e.to_string().contains("96"), "{e}");
-    let e = QuantMatrix::from_parts("w", QuantFormat::Affine4, &[2, 64], 64, vec![0; 16], vec![0.0; 2], None).unwrap_err();
+    let e =
+        QuantMatrix::from_parts("w", QuantFormat::Affine4, &[2, 64], 64, vec![0; 16], vec![0.0; 2], None).unwrap_err();
     assert!(e.to_string().contains("biases"), "{e}");
 }

@@ -9,11 +9,29 @@ use common::{gaussian, max_abs_diff};
 
 /// Standard normal quantile (Acklam's rational approximation, relative error < 1.2e-9).
 fn norm_ppf(p: f64) -> f64 {
-    const A: [f64; 6] = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.383577518672690e2, -3.066479806614716e1, 2.506628277459239];
-    const B: [f64; 5] = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
-    const C: [f64; 6] = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+    const A: [f64; 6] = [
+        -3.969683028665376e1,
+        2.209460984245205e2,
+        -2.759285104469687e2,
+        1.383577518672690e2,
+        -3.066479806614716e1,
+        2.506628277459239,
+    ];
+    const B: [f64; 5] =
+        [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
+    const C: [f64; 6] = [
+        -7.784894002430293e-3,
+        -3.223964580411365e-1,
+        -2.400758277161838,
+        -2.549732539343734,
+        4.374664141464968,
+        2.938163982698783,
+    ];
     const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
-    let tail = |q: f64| (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5]) / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0);
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
     if p < 0.02425 {
         tail((-2.0 * p.ln()).sqrt())
     } else if p > 1.0 - 0.02425 {
@@ -21,7 +39,8 @@ fn norm_ppf(p: f64) -> f64 {
     } else {
         let q = p - 0.5;
         let r = q * q;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
     }
 }
 
@@ -49,17 +68,35 @@ fn codebook_is_the_qlora_normal_quantile_construction() {
 fn bnb_tree(x: f32) -> u8 {
     if x > 0.03979014977812767 {
         if x > 0.3893125355243683 {
-            if x > 0.6427869200706482 { if x > 0.8614784181118011 { 15 } else { 14 } } else if x > 0.5016634166240692 { 13 } else { 12 }
+            if x > 0.6427869200706482 {
+                if x > 0.8614784181118011 { 15 } else { 14 }
+            } else if x > 0.5016634166240692 {
+                13
+            } else {
+                12
+            }
         } else if x > 0.2035212516784668 {
             if x > 0.2920137718319893 { 11 } else { 10 }
-        } else if x > 0.1202552504837513 { 9 } else { 8 }
+        } else if x > 0.1202552504837513 {
+            9
+        } else {
+            8
+        }
     } else if x > -0.33967943489551544 {
         if x > -0.13791173323988914 {
             if x > -0.045525018125772476 { 7 } else { 6 }
-        } else if x > -0.23460740596055984 { 5 } else { 4 }
+        } else if x > -0.23460740596055984 {
+            5
+        } else {
+            4
+        }
     } else if x > -0.6106329262256622 {
         if x > -0.4599952697753906 { 3 } else { 2 }
-    } else if x > -0.8480964004993439 { 1 } else { 0 }
+    } else if x > -0.8480964004993439 {
+        1
+    } else {
+        0
+    }
 }
 
 #[test]
@@ -111,8 +148,13 @@ fn gaussian_error_statistics() {
     let af = QuantMatrix::quantize("gauss", QuantFormat::Affine4, &w, &shape, 64).unwrap().dequantize();
     let (nf_mae, nf_rel) = stats(&w, &nf);
     let (af_mae, af_rel) = stats(&w, &af);
-    let rmse = |d: &[f32]| (w.iter().zip(d).map(|(a, b)| f64::from((a - b).powi(2))).sum::<f64>() / w.len() as f64).sqrt();
-    println!("N(0,1), block 64: NF4 MAE {nf_mae:.4} (rel {nf_rel:.4}, RMSE {:.4}); affine4 MAE {af_mae:.4} (rel {af_rel:.4}, RMSE {:.4})", rmse(&nf), rmse(&af));
+    let rmse =
+        |d: &[f32]| (w.iter().zip(d).map(|(a, b)| f64::from((a - b).powi(2))).sum::<f64>() / w.len() as f64).sqrt();
+    println!(
+        "N(0,1), block 64: NF4 MAE {nf_mae:.4} (rel {nf_rel:.4}, RMSE {:.4}); affine4 MAE {af_mae:.4} (rel {af_rel:.4}, RMSE {:.4})",
+        rmse(&nf),
+        rmse(&af)
+    );
     // NF4's levels follow the Gaussian, so on Gaussian weights it beats uniform levels.
     assert!(nf_mae < af_mae, "NF4 {nf_mae} should beat affine {af_mae} on Gaussian weights");
     assert!(nf_rel < 0.12, "NF4 relative MAE {nf_rel}");

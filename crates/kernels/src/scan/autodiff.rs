@@ -1,14 +1,14 @@
 //! The scan's backward for Burn's autodiff backend. The forward saves only its inputs; the
 //! backward kernel recomputes states chunk by chunk from recomputed chunk-start states.
 
+use burn::backend::AutodiffBackend;
 use burn::backend::{Backend, TensorMetadata, tensor::FloatTensor};
 use burn::tensor::DType;
 use burn::tensor::{Shape, Slice};
+use burn_autodiff::Autodiff;
 use burn_autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::AutodiffBackend;
-use burn_autodiff::Autodiff;
 
 use super::SelectiveScanBackend;
 
@@ -25,8 +25,7 @@ impl<B: Backend + SelectiveScanBackend> Backward<B, 7> for ScanBackward {
         let xs = x.shape();
         let (bsz, len, e, n) = (xs[0], xs[1], xs[2], a.shape()[1]);
         let dtype = x.dtype();
-        let (dx, ddt, da, dbc, dh0) =
-            B::selective_scan_backward(x.clone(), dt, a, b, c, d, h0, reset, grad.clone());
+        let (dx, ddt, da, dbc, dh0) = B::selective_scan_backward(x.clone(), dt, a, b, c, d, h0, reset, grad.clone());
         let cast = |t: FloatTensor<B>| if dtype == DType::F32 { t } else { B::float_cast(t, dtype.into()) };
         // dA: [B, K, N, E] partials → [E, N].
         let da = B::float_swap_dims(B::float_reshape(B::float_sum_dims(da, &[0, 1]), Shape::new([n, e])), 0, 1);

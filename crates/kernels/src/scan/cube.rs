@@ -1,7 +1,7 @@
 //! Launching the scan kernels on a CubeCL backend.
 
-use burn::tensor::DType;
 use burn::backend::cubecl::dtype_to_storage_type;
+use burn::tensor::DType;
 use burn::tensor::Shape;
 use burn_cubecl::{CubeBackend, kernel::into_contiguous, ops::numeric::empty_device_dtype, tensor::CubeTensor};
 use cubecl::{CubeCount, CubeDim, calculate_cube_count_elemwise};

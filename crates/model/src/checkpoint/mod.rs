@@ -105,7 +105,12 @@ impl<'a> Loader<'a> {
         let packed_shape: Vec<usize> = [lead, &[d_in / 8]].concat();
         let (bytes, dtype) = f.bytes(&wkey, &packed_shape)?;
         if dtype != Dtype::U32 {
-            return Err(Error::Dtype { file, name: wkey, expected: "U32 (8 packed 4-bit codes)".into(), found: format!("{dtype:?}") });
+            return Err(Error::Dtype {
+                file,
+                name: wkey,
+                expected: "U32 (8 packed 4-bit codes)".into(),
+                found: format!("{dtype:?}"),
+            });
         }
         let packed = bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         let (scales, biases) = match format {
@@ -120,12 +125,18 @@ impl<'a> Loader<'a> {
             QuantFormat::Nf4 => {
                 let (codes, dt) = f.bytes(&scales_key, &group_shape)?;
                 if dt != Dtype::I8 {
-                    return Err(Error::Dtype { file, name: scales_key, expected: "I8".into(), found: format!("{dt:?}") });
+                    return Err(Error::Dtype {
+                        file,
+                        name: scales_key,
+                        expected: "I8".into(),
+                        found: format!("{dt:?}"),
+                    });
                 }
                 let n = codes.len();
                 let dq = DoubleQuant {
                     codes: codes.iter().map(|&b| b as i8).collect(),
-                    block_scales: f.read_f32(&format!("{prefix}.absmax_scale"), &[n.div_ceil(bit_axon_quant::nf4::DQ_BLOCK)])?,
+                    block_scales: f
+                        .read_f32(&format!("{prefix}.absmax_scale"), &[n.div_ceil(bit_axon_quant::nf4::DQ_BLOCK)])?,
                     mean: f.read_f32(&format!("{prefix}.absmax_mean"), &[1])?[0],
                 };
                 (dq.decode(), None)
@@ -155,11 +166,8 @@ impl Saver {
 
     pub fn tensor<const D: usize>(&mut self, name: String, tensor: Tensor<D>, dtype: FloatDtype) {
         let shape = tensor.dims().to_vec();
-        let values: Vec<f32> = tensor
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec()
-            .expect("float tensor converts to f32");
+        let values: Vec<f32> =
+            tensor.into_data().convert::<f32>().try_into_vec().expect("float tensor converts to f32");
         self.tensors.push((name, OwnedTensor::from_f32(&values, shape, dtype)));
     }
 
@@ -206,7 +214,8 @@ impl Saver {
         let g = m.group_shape();
         match (m.format, &m.biases) {
             (QuantFormat::Affine4, Some(b)) => {
-                let (dt, bkey) = if expert_stack { (self.expert_dtype, "biases_quant") } else { (self.dtype, "biases") };
+                let (dt, bkey) =
+                    if expert_stack { (self.expert_dtype, "biases_quant") } else { (self.dtype, "biases") };
                 self.tensors.push((format!("{prefix}.scales"), OwnedTensor::from_f32(&m.scales, g.clone(), dt)));
                 self.tensors.push((format!("{prefix}.{bkey}"), OwnedTensor::from_f32(b, g, dt)));
             }
@@ -215,8 +224,14 @@ impl Saver {
                 let codes = dq.codes.iter().map(|&c| c as u8).collect();
                 self.tensors.push((format!("{prefix}.absmax_q"), OwnedTensor::from_raw(Dtype::I8, g, codes)));
                 let nb = dq.block_scales.len();
-                self.tensors.push((format!("{prefix}.absmax_scale"), OwnedTensor::from_f32(&dq.block_scales, vec![nb], FloatDtype::F32)));
-                self.tensors.push((format!("{prefix}.absmax_mean"), OwnedTensor::from_f32(&[dq.mean], vec![1], FloatDtype::F32)));
+                self.tensors.push((
+                    format!("{prefix}.absmax_scale"),
+                    OwnedTensor::from_f32(&dq.block_scales, vec![nb], FloatDtype::F32),
+                ));
+                self.tensors.push((
+                    format!("{prefix}.absmax_mean"),
+                    OwnedTensor::from_f32(&[dq.mean], vec![1], FloatDtype::F32),
+                ));
             }
             _ => self.tensors.push((format!("{prefix}.absmax"), OwnedTensor::from_f32(&m.scales, g, FloatDtype::F32))),
         }

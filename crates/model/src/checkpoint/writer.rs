@@ -39,14 +39,12 @@ impl OwnedTensor {
         assert_eq!(values.len(), shape.iter().product::<usize>(), "tensor size/shape mismatch");
         let (dtype, data) = match dtype {
             FloatDtype::F32 => (Dtype::F32, bytemuck::cast_slice(values).to_vec()),
-            FloatDtype::F16 => (
-                Dtype::F16,
-                values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
-            ),
-            FloatDtype::BF16 => (
-                Dtype::BF16,
-                values.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect(),
-            ),
+            FloatDtype::F16 => {
+                (Dtype::F16, values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect())
+            }
+            FloatDtype::BF16 => {
+                (Dtype::BF16, values.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect())
+            }
         };
         Self { dtype, shape, data }
     }

@@ -71,8 +71,16 @@ impl BlockConfig {
         Ok(Block {
             input_norm: self.norm.load(ld, &format!("{prefix}.input_norm"))?,
             ssm: if kind.has_ssm() { Some(self.ssm.load(ld, &format!("{prefix}.ssm"))?) } else { None },
-            attention: if kind.has_ssm() { None } else { Some(self.attention.load(ld, &format!("{prefix}.attention"))?) },
-            post_norm: if kind.has_moe() { Some(self.norm.load(ld, &format!("{prefix}.{}", post_norm_name(kind)))?) } else { None },
+            attention: if kind.has_ssm() {
+                None
+            } else {
+                Some(self.attention.load(ld, &format!("{prefix}.attention"))?)
+            },
+            post_norm: if kind.has_moe() {
+                Some(self.norm.load(ld, &format!("{prefix}.{}", post_norm_name(kind)))?)
+            } else {
+                None
+            },
             moe: if kind.has_moe() { Some(self.moe.load(ld, &format!("{prefix}.moe"))?) } else { None },
         })
     }

@@ -79,7 +79,11 @@ impl SharedExpertMoeConfig {
         };
         SharedExpertMoe {
             gate: lin(h, x),
-            switch_mlp: SwitchGlu { gate_proj: stack(i, h).into(), up_proj: stack(i, h).into(), down_proj: stack(h, i).into() },
+            switch_mlp: SwitchGlu {
+                gate_proj: stack(i, h).into(),
+                up_proj: stack(i, h).into(),
+                down_proj: stack(h, i).into(),
+            },
             shared_expert: Mlp { gate_proj: lin(h, i), up_proj: lin(h, i), down_proj: lin(i, h) },
             shared_expert_gate: lin(h, 1),
             top_k: self.top_k,
@@ -93,8 +97,16 @@ impl SharedExpertMoeConfig {
         let sh = |n: &str, inp, o| ld.projection(&format!("{prefix}.shared_expert.{n}"), inp, o);
         Ok(SharedExpertMoe {
             gate: ld.projection(&format!("{prefix}.gate"), h, x)?,
-            switch_mlp: SwitchGlu { gate_proj: sw("gate_proj", i, h)?, up_proj: sw("up_proj", i, h)?, down_proj: sw("down_proj", h, i)? },
-            shared_expert: Mlp { gate_proj: sh("gate_proj", h, i)?, up_proj: sh("up_proj", h, i)?, down_proj: sh("down_proj", i, h)? },
+            switch_mlp: SwitchGlu {
+                gate_proj: sw("gate_proj", i, h)?,
+                up_proj: sw("up_proj", i, h)?,
+                down_proj: sw("down_proj", h, i)?,
+            },
+            shared_expert: Mlp {
+                gate_proj: sh("gate_proj", h, i)?,
+                up_proj: sh("up_proj", h, i)?,
+                down_proj: sh("down_proj", i, h)?,
+            },
             shared_expert_gate: ld.projection(&format!("{prefix}.shared_expert_gate"), h, 1)?,
             top_k: self.top_k,
         })

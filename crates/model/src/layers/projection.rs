@@ -1,7 +1,7 @@
+use bit_axon_quant::{QuantExperts, QuantLinear, QuantizedWeight};
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
-use bit_axon_quant::{QuantExperts, QuantLinear, QuantizedWeight};
 
 /// A bias-free projection `x·Wᵀ` (`[.., in]` → `[.., out]`) whose weight is either a trainable
 /// float [`Linear`] or a frozen 4-bit [`QuantLinear`] (NF4 or affine int4; the model does not

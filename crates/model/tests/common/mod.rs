@@ -64,7 +64,11 @@ impl Oracle {
 /// Max absolute error and the reference's max magnitude.
 pub fn max_err(got: &[f32], want: &[f32]) -> (f32, f32) {
     assert_eq!(got.len(), want.len(), "length mismatch");
-    let err = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, |m, e| if e.is_nan() { f32::NAN } else { m.max(e) });
+    let err = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, |m, e| if e.is_nan() { f32::NAN } else { m.max(e) });
     let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     (err, scale)
 }
