@@ -41,7 +41,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
             "config": cfg,
             "layers": layers.iter().map(|(i, k, n)| serde_json::json!({"index": i, "kind": k, "params": n})).collect::<Vec<_>>(),
             "params": {"total": counts.total, "active_per_token": counts.active_per_token, "routed_experts": counts.routed_experts},
-            "weight_bytes": {"f32": mem.f32_bytes, "f16": mem.f16_bytes, "nf4": mem.nf4_bytes},
+            "weight_bytes": {"f32": mem.f32_bytes, "f16": mem.f16_bytes},
             "quantized_checkpoint_bytes": {"nf4_gs64_double_quant": nf4_dq, "nf4_gs64": nf4, "affine4_gs64": affine4},
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -78,17 +78,9 @@ pub fn run(args: InfoArgs) -> Result<()> {
         group(counts.active_per_token),
         human(counts.active_per_token as f64, "")
     );
+    println!("weights      f32 {}   f16 {}", human(mem.f32_bytes, "B"), human(mem.f16_bytes, "B"));
     println!(
-        "weights      f32 {}   f16 {}   4-bit NF4 {}",
-        human(mem.f32_bytes, "B"),
-        human(mem.f16_bytes, "B"),
-        human(mem.nf4_bytes, "B")
-    );
-    println!(
-        "             (4-bit: matrices NF4 with f32 absmax per 64; embedding, router, norms, SSM A/D/dt/conv in f16)"
-    );
-    println!(
-        "`quantize` output (group 64, unquantized tensors f16, tied head quantized separately):\n             nf4 + double quant {}   nf4 {}   affine4 {}",
+        "4-bit        (as `bit-axon quantize` writes: group 64; embedding, router, norms, SSM A/D/dt/conv in f16)\n             nf4 + double quant {}   nf4 {}   affine4 {}",
         human(nf4_dq, "B"),
         human(nf4, "B"),
         human(affine4, "B")

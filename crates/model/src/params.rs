@@ -128,34 +128,18 @@ impl BitAxonConfig {
     }
 }
 
-/// Bytes per weight of the 4-bit estimate: NF4 codes (4 bits) plus one f32 absmax per block of 64.
-pub const NF4_BYTES_PER_PARAM: f64 = 0.5 + 4.0 / 64.0;
-
-impl TensorRole {
-    /// Whether the 4-bit estimate stores this tensor quantized. The embedding, router, norms and
-    /// SSM dynamics stay in 16-bit: they are small or numerically sensitive.
-    pub fn quantized_in_4bit(self) -> bool {
-        matches!(self, TensorRole::Linear | TensorRole::RoutedExperts | TensorRole::LmHead)
-    }
-}
-
-/// Weight memory of a model under three storage schemes, from the shapes.
+/// Weight memory of a model in full and half precision, from the shapes (the 4-bit sizes come
+/// from the quantization plan, which knows which tensors stay in 16-bit).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WeightMemory {
     pub f32_bytes: f64,
     pub f16_bytes: f64,
-    /// Matrices in NF4 (block 64, f32 absmax), everything else in f16.
-    pub nf4_bytes: f64,
 }
 
 impl BitAxonConfig {
     pub fn weight_memory(&self) -> WeightMemory {
         let tensors = model_tensors(self);
         let total: usize = tensors.iter().map(TensorSpec::numel).sum();
-        let nf4 = tensors
-            .iter()
-            .map(|t| t.numel() as f64 * if t.role.quantized_in_4bit() { NF4_BYTES_PER_PARAM } else { 2.0 })
-            .sum();
-        WeightMemory { f32_bytes: total as f64 * 4.0, f16_bytes: total as f64 * 2.0, nf4_bytes: nf4 }
+        WeightMemory { f32_bytes: total as f64 * 4.0, f16_bytes: total as f64 * 2.0 }
     }
 }
