@@ -138,8 +138,7 @@ pub struct WeightMemory {
 
 impl BitAxonConfig {
     pub fn weight_memory(&self) -> WeightMemory {
-        let tensors = model_tensors(self);
-        let total: usize = tensors.iter().map(TensorSpec::numel).sum();
-        WeightMemory { f32_bytes: total as f64 * 4.0, f16_bytes: total as f64 * 2.0 }
+        let total = self.param_counts().total as f64;
+        WeightMemory { f32_bytes: total * 4.0, f16_bytes: total * 2.0 }
     }
 }
