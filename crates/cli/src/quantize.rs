@@ -157,12 +157,12 @@ pub fn quantize_model(mut model: BitAxonModel, cfg: &BitAxonConfig, plan: Plan) 
     let names: HashSet<String> = plan.tensors(cfg).into_iter().filter(|(_, q)| *q).map(|(t, _)| t.name).collect();
     let device = model.embed_tokens.weight.val().device();
     let conv = |p: Projection, prefix: &str| -> Projection {
-        match p {
-            Projection::Float(l) if names.contains(&format!("{prefix}.weight")) => {
+        match p.as_float() {
+            Some(l) if names.contains(&format!("{prefix}.weight")) => {
                 let w = l.weight.val().transpose(); // Burn keeps [in, out]
-                Projection::Quant(QuantLinear::from_matrix(&quantize_tensor(prefix, w, plan), &device))
+                Projection { adapter: p.adapter, ..Projection::quant(QuantLinear::from_matrix(&quantize_tensor(prefix, w, plan), &device)) }
             }
-            other => other,
+            _ => p,
         }
     };
     let conv_experts = |e: ExpertStack, prefix: &str| -> ExpertStack {
@@ -179,7 +179,7 @@ pub fn quantize_model(mut model: BitAxonModel, cfg: &BitAxonConfig, plan: Plan) 
         Some(h) => Some(conv(h, "lm_head")),
         None if names.contains("lm_head.weight") => {
             let w = model.embed_tokens.weight.val();
-            Some(Projection::Quant(QuantLinear::from_matrix(&quantize_tensor("lm_head", w, plan), &device)))
+            Some(Projection::quant(QuantLinear::from_matrix(&quantize_tensor("lm_head", w, plan), &device)))
         }
         None => None,
     };

@@ -10,7 +10,7 @@ use crate::cache::ModelCache;
 use crate::checkpoint::{FloatDtype, Loader, Saver, TensorFiles, write_safetensors, write_text_atomic};
 use crate::config::BitAxonConfig;
 use crate::error::{Error, Result};
-use crate::layers::{Block, BlockConfig, Projection};
+use crate::layers::{Block, BlockConfig, Projection, Segments};
 use crate::params::model_tensors;
 
 /// The Bit-Axon language model.
@@ -73,7 +73,7 @@ impl BitAxonConfig {
         let embed_tokens = EmbeddingConfig::new(v, ds)
             .with_initializer(Initializer::Normal { mean: 0.0, std: 1.0 / (ds as f64).sqrt() })
             .init(device);
-        let lin = |i, o| Projection::Float(LinearConfig::new(i, o).with_bias(false).init(device));
+        let lin = |i, o| Projection::float(LinearConfig::new(i, o).with_bias(false).init(device));
         BitAxonModel {
             embed_tokens,
             input_proj: lin(ds, h),
@@ -108,7 +108,7 @@ impl BitAxonModel {
             layers,
             output_proj: ld.projection("output_proj", h, ds)?,
             lm_head: match ld.quant_matrix("lm_head", &[v, ds])? {
-                Some(m) => Some(Projection::Quant(bit_axon_quant::QuantLinear::from_matrix(&m, device))),
+                Some(m) => Some(Projection::quant(bit_axon_quant::QuantLinear::from_matrix(&m, device))),
                 None if cfg.weight_tying => None,
                 None => Some(ld.projection("lm_head", ds, v)?),
             },
@@ -141,21 +141,54 @@ impl BitAxonModel {
         }
     }
 
+    /// Every dense projection with its checkpoint prefix (`layer_3.attention.q_proj`, ...), in
+    /// checkpoint order. The routed-expert stacks are not projections and are not listed.
+    pub fn projections(&self) -> Vec<(String, &Projection)> {
+        let mut out = vec![("input_proj".to_string(), &self.input_proj)];
+        for (i, b) in self.layers.iter().enumerate() {
+            b.projections(&format!("layer_{i}"), &mut out);
+        }
+        out.push(("output_proj".to_string(), &self.output_proj));
+        if let Some(h) = &self.lm_head {
+            out.push(("lm_head".to_string(), h));
+        }
+        out
+    }
+
+    /// Mutable form of [`BitAxonModel::projections`]: `f(prefix, projection)` may attach an
+    /// adapter or swap the weight.
+    pub fn visit_projections_mut(&mut self, f: &mut dyn FnMut(&str, &mut Projection)) {
+        f("input_proj", &mut self.input_proj);
+        for (i, b) in self.layers.iter_mut().enumerate() {
+            b.visit_projections_mut(&format!("layer_{i}"), f);
+        }
+        f("output_proj", &mut self.output_proj);
+        if let Some(h) = &mut self.lm_head {
+            f("lm_head", h);
+        }
+    }
+
     /// Full forward without a cache: `ids [B, L]` → logits `[B, L, V]`.
     pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
-        self.run(ids, None, None)
+        self.run(ids, None, None, None)
+    }
+
+    /// Full forward over packed rows: each document of `docs` is computed as if alone (no
+    /// attention, convolution or SSM state across a boundary). Training uses this.
+    pub fn forward_packed(&self, ids: Tensor<2, Int>, docs: &Segments) -> Tensor<3> {
+        self.run(ids, None, None, Some(docs))
     }
 
     /// Forward that continues from `cache` and updates it: use it for prefill (any length,
     /// also in several pieces) and for one-token decode steps.
     pub fn forward_cached(&self, ids: Tensor<2, Int>, cache: &mut ModelCache) -> Tensor<3> {
-        self.run(ids, Some(cache), None)
+        self.run(ids, Some(cache), None, None)
     }
 
     /// Full forward that also returns the residual stream after every stage.
     pub fn forward_hidden(&self, ids: Tensor<2, Int>) -> HiddenStates {
         let mut hidden = Vec::with_capacity(self.layers.len() + 2);
-        let logits = self.run(ids, None, Some(&mut hidden));
+        let logits = self.run(ids, None, Some(&mut hidden), None);
         let output_proj = hidden.pop().expect("output_proj recorded");
         let embed_proj = hidden.remove(0);
         HiddenStates { logits, embed_proj, layers: hidden, output_proj }
@@ -171,6 +204,7 @@ impl BitAxonModel {
         ids: Tensor<2, Int>,
         mut cache: Option<&mut ModelCache>,
         mut hidden: Option<&mut Vec<Tensor<3>>>,
+        docs: Option<&Segments>,
     ) -> Tensor<3> {
         let len = ids.dims()[1];
         let mut x = self.input_proj.forward(self.embed_tokens.forward(ids));
@@ -179,7 +213,7 @@ impl BitAxonModel {
         }
         for (i, layer) in self.layers.iter().enumerate() {
             let prev = cache.as_deref_mut().and_then(|c| c.layers[i].take());
-            let (y, state) = layer.forward(x, prev);
+            let (y, state) = layer.forward_docs(x, prev, docs);
             x = y;
             if let Some(c) = cache.as_deref_mut() {
                 c.layers[i] = Some(state);

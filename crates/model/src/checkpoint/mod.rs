@@ -15,7 +15,7 @@ use burn::prelude::*;
 use safetensors::Dtype;
 
 use crate::error::{Error, Result};
-use crate::layers::{ExpertStack, Projection};
+use crate::layers::{ExpertStack, Projection, ProjectionWeight};
 
 /// Builds Burn parameters from checkpoint tensors, checking every name and shape.
 pub struct Loader<'a> {
@@ -58,8 +58,8 @@ impl<'a> Loader<'a> {
     /// for it (see [`Loader::quant_matrix`]), float otherwise.
     pub fn projection(&self, prefix: &str, d_in: usize, d_out: usize) -> Result<Projection> {
         Ok(match self.quant_matrix(prefix, &[d_out, d_in])? {
-            Some(m) => Projection::Quant(QuantLinear::from_matrix(&m, &self.device)),
-            None => Projection::Float(self.linear(prefix, d_in, d_out, false)?),
+            Some(m) => Projection::quant(QuantLinear::from_matrix(&m, &self.device)),
+            None => Projection::float(self.linear(prefix, d_in, d_out, false)?),
         })
     }
 
@@ -185,11 +185,12 @@ impl Saver {
         }
     }
 
-    /// Writes a projection: float `weight (out, in)` or its 4-bit keys.
+    /// Writes a projection's weight: float `weight (out, in)` or its 4-bit keys. An attached
+    /// adapter is not written here (adapters are saved on their own, or merged first).
     pub fn projection(&mut self, prefix: &str, p: &Projection) {
-        match p {
-            Projection::Float(l) => self.linear(prefix, l),
-            Projection::Quant(q) => self.quant(prefix, &q.to_matrix(), false),
+        match &p.weight {
+            ProjectionWeight::Float(l) => self.linear(prefix, l),
+            ProjectionWeight::Quant(q) => self.quant(prefix, &q.to_matrix(), false),
         }
     }
 

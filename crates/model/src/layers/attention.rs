@@ -1,6 +1,7 @@
 use burn::nn::LinearConfig;
 
 use super::projection::Projection;
+use super::segments::Segments;
 use burn::prelude::*;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
@@ -91,6 +92,12 @@ impl SlidingWindowAttention {
     /// `x [B, L, H]` and the cache of earlier tokens → `[B, L, H]` and the updated cache
     /// (the last `min(W, total)` positions).
     pub fn forward(&self, x: Tensor<3>, cache: Option<KvCache>) -> (Tensor<3>, KvCache) {
+        self.forward_docs(x, cache, None)
+    }
+
+    /// [`SlidingWindowAttention::forward`] over packed rows: a query sees only keys of its own
+    /// document in `docs` (positions of `docs` are those of `x`; use it without a cache).
+    pub fn forward_docs(&self, x: Tensor<3>, cache: Option<KvCache>, docs: Option<&Segments>) -> (Tensor<3>, KvCache) {
         let [bsz, len, h] = x.dims();
         let (nh, hd) = (self.num_heads, h / self.num_heads);
         let heads = |t: Tensor<3>| t.reshape([bsz, len, nh, hd]).swap_dims(1, 2);
@@ -114,7 +121,16 @@ impl SlidingWindowAttention {
             let k0 = (past + q0 + 1).saturating_sub(self.window);
             let k1 = past + q1;
             let mask = self.band_mask(past + q0, q1 - q0, k0, k1 - k0, &q.device());
-            let mask = mask.unsqueeze::<4>().expand([bsz, nh, q1 - q0, k1 - k0]);
+            let mask = match docs {
+                None => mask.unsqueeze::<4>().expand([bsz, nh, q1 - q0, k1 - k0]),
+                Some(d) => {
+                    assert_eq!(past, 0, "document masks apply to uncached forwards");
+                    let cross = d.cross_mask(q0, q1 - q0, k0, k1 - k0, &q.device());
+                    (cross.bool_or(mask.unsqueeze::<3>().expand([bsz, q1 - q0, k1 - k0])))
+                        .unsqueeze_dim::<4>(1)
+                        .expand([bsz, nh, q1 - q0, k1 - k0])
+                }
+            };
             outs.push(attention(
                 q.clone().narrow(2, q0, q1 - q0),
                 k.clone().narrow(2, k0, k1 - k0),

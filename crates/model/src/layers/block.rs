@@ -2,6 +2,8 @@ use burn::prelude::*;
 
 use super::attention::{KvCache, SlidingWindowAttention, SlidingWindowAttentionConfig};
 use super::moe::{SharedExpertMoe, SharedExpertMoeConfig};
+use super::projection::Projection;
+use super::segments::Segments;
 use super::rms_norm::{RmsNorm, RmsNormConfig};
 use super::ssm::{AxonSsm, AxonSsmConfig, SsmState};
 use crate::checkpoint::{Loader, Saver};
@@ -101,6 +103,11 @@ impl Block {
 
     /// `x [B, L, H]` with the state left by earlier tokens → output and new state.
     pub fn forward(&self, x: Tensor<3>, state: Option<LayerState>) -> (Tensor<3>, LayerState) {
+        self.forward_docs(x, state, None)
+    }
+
+    /// [`Block::forward`] over packed rows whose documents must not see each other.
+    pub fn forward_docs(&self, x: Tensor<3>, state: Option<LayerState>, docs: Option<&Segments>) -> (Tensor<3>, LayerState) {
         let normed = self.input_norm.forward(x.clone());
         let (mixed, state) = match (&self.ssm, &self.attention) {
             (Some(ssm), _) => {
@@ -109,7 +116,7 @@ impl Block {
                     None => None,
                     Some(LayerState::Attention(_)) => panic!("attention cache passed to an SSM layer"),
                 };
-                let (y, s) = ssm.forward(normed, prev);
+                let (y, s) = ssm.forward_docs(normed, prev, docs);
                 (y, LayerState::Ssm(s))
             }
             (None, Some(attn)) => {
@@ -118,7 +125,7 @@ impl Block {
                     None => None,
                     Some(LayerState::Ssm(_)) => panic!("SSM state passed to an attention layer"),
                 };
-                let (y, c) = attn.forward(normed, prev);
+                let (y, c) = attn.forward_docs(normed, prev, docs);
                 (y, LayerState::Attention(c))
             }
             (None, None) => unreachable!("every block has a mixer"),
@@ -129,6 +136,52 @@ impl Block {
             _ => h,
         };
         (out, state)
+    }
+
+    /// Appends this block's projections with their checkpoint prefixes.
+    pub fn projections<'a>(&'a self, prefix: &str, out: &mut Vec<(String, &'a Projection)>) {
+        let mut push = |name: &str, p: &'a Projection| out.push((format!("{prefix}.{name}"), p));
+        if let Some(s) = &self.ssm {
+            push("ssm.in_proj", &s.in_proj);
+            push("ssm.x_proj", &s.x_proj);
+            push("ssm.out_proj", &s.out_proj);
+        }
+        if let Some(a) = &self.attention {
+            push("attention.q_proj", &a.q_proj);
+            push("attention.k_proj", &a.k_proj);
+            push("attention.v_proj", &a.v_proj);
+            push("attention.o_proj", &a.o_proj);
+        }
+        if let Some(m) = &self.moe {
+            push("moe.gate", &m.gate);
+            push("moe.shared_expert.gate_proj", &m.shared_expert.gate_proj);
+            push("moe.shared_expert.up_proj", &m.shared_expert.up_proj);
+            push("moe.shared_expert.down_proj", &m.shared_expert.down_proj);
+            push("moe.shared_expert_gate", &m.shared_expert_gate);
+        }
+    }
+
+    /// Mutable form of [`Block::projections`].
+    pub fn visit_projections_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Projection)) {
+        let mut go = |name: &str, p: &mut Projection| f(&format!("{prefix}.{name}"), p);
+        if let Some(s) = &mut self.ssm {
+            go("ssm.in_proj", &mut s.in_proj);
+            go("ssm.x_proj", &mut s.x_proj);
+            go("ssm.out_proj", &mut s.out_proj);
+        }
+        if let Some(a) = &mut self.attention {
+            go("attention.q_proj", &mut a.q_proj);
+            go("attention.k_proj", &mut a.k_proj);
+            go("attention.v_proj", &mut a.v_proj);
+            go("attention.o_proj", &mut a.o_proj);
+        }
+        if let Some(m) = &mut self.moe {
+            go("moe.gate", &mut m.gate);
+            go("moe.shared_expert.gate_proj", &mut m.shared_expert.gate_proj);
+            go("moe.shared_expert.up_proj", &mut m.shared_expert.up_proj);
+            go("moe.shared_expert.down_proj", &mut m.shared_expert.down_proj);
+            go("moe.shared_expert_gate", &mut m.shared_expert_gate);
+        }
     }
 
     pub fn save(&self, sv: &mut Saver, prefix: &str) {

@@ -72,7 +72,7 @@ pub struct SharedExpertMoe {
 impl SharedExpertMoeConfig {
     pub fn init(&self, device: &Device) -> SharedExpertMoe {
         let (h, i, x) = (self.d_model, self.d_ff, self.num_experts);
-        let lin = |a, b| Projection::Float(LinearConfig::new(a, b).with_bias(false).init(device));
+        let lin = |a, b| Projection::float(LinearConfig::new(a, b).with_bias(false).init(device));
         let stack = |o: usize, fan_in: usize| {
             let b = 1.0 / (fan_in as f64).sqrt();
             Initializer::Uniform { min: -b, max: b }.init([x, o, fan_in], device)

@@ -3,39 +3,102 @@ use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
 
-/// A bias-free projection `x·Wᵀ` (`[.., in]` → `[.., out]`) whose weight is either a trainable
-/// float [`Linear`] or a frozen 4-bit [`QuantLinear`] (NF4 or affine int4; the model does not
-/// see the format). The float branch is exactly `Linear::forward`.
+use super::adapter::Adapter;
+
+/// The frozen-or-trainable weight of a [`Projection`]: a float [`Linear`] or a 4-bit
+/// [`QuantLinear`] (NF4 or affine int4; the model does not see the format).
 #[derive(Module, Debug)]
-pub enum Projection {
+pub enum ProjectionWeight {
     Float(Linear),
     Quant(QuantLinear),
 }
 
-impl Projection {
+impl ProjectionWeight {
+    /// `x·Wᵀ`, `[.., in]` → `[.., out]`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         match self {
-            Projection::Float(l) => l.forward(x),
-            Projection::Quant(q) => q.forward(x),
+            ProjectionWeight::Float(l) => l.forward(x),
+            ProjectionWeight::Quant(q) => q.forward(x),
+        }
+    }
+
+    /// `[in, out]`.
+    pub fn dims(&self) -> [usize; 2] {
+        match self {
+            ProjectionWeight::Float(l) => l.weight.dims(),
+            ProjectionWeight::Quant(q) => [q.d_in, q.d_out],
+        }
+    }
+
+    /// `W [out, in]` in f32 (dequantized when 4-bit), detached from any graph.
+    pub fn dense(&self) -> Tensor<2> {
+        match self {
+            ProjectionWeight::Float(l) => l.weight.val().detach().transpose(),
+            ProjectionWeight::Quant(q) => q.dequantize(),
+        }
+    }
+}
+
+/// A bias-free projection `x·Wᵀ` (`[.., in]` → `[.., out]`), optionally with a trainable
+/// LoRA/DoRA [`Adapter`] beside its weight. Without an adapter the float branch is exactly
+/// `Linear::forward`.
+#[derive(Module, Debug)]
+pub struct Projection {
+    pub weight: ProjectionWeight,
+    pub adapter: Option<Adapter>,
+}
+
+impl Projection {
+    pub fn float(l: Linear) -> Self {
+        Self { weight: ProjectionWeight::Float(l), adapter: None }
+    }
+
+    pub fn quant(q: QuantLinear) -> Self {
+        Self { weight: ProjectionWeight::Quant(q), adapter: None }
+    }
+
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        match &self.adapter {
+            None => self.weight.forward(x),
+            Some(a) => a.forward(&self.weight, x),
         }
     }
 
     /// The float layer, if this projection is not quantized.
     pub fn as_float(&self) -> Option<&Linear> {
-        match self {
-            Projection::Float(l) => Some(l),
-            Projection::Quant(_) => None,
+        match &self.weight {
+            ProjectionWeight::Float(l) => Some(l),
+            ProjectionWeight::Quant(_) => None,
+        }
+    }
+
+    /// The 4-bit layer, if this projection is quantized.
+    pub fn as_quant(&self) -> Option<&QuantLinear> {
+        match &self.weight {
+            ProjectionWeight::Quant(q) => Some(q),
+            ProjectionWeight::Float(_) => None,
         }
     }
 
     pub fn is_quantized(&self) -> bool {
-        matches!(self, Projection::Quant(_))
+        matches!(self.weight, ProjectionWeight::Quant(_))
+    }
+
+    /// `[in, out]`.
+    pub fn dims(&self) -> [usize; 2] {
+        self.weight.dims()
     }
 }
 
 impl From<Linear> for Projection {
     fn from(l: Linear) -> Self {
-        Projection::Float(l)
+        Projection::float(l)
+    }
+}
+
+impl From<QuantLinear> for Projection {
+    fn from(q: QuantLinear) -> Self {
+        Projection::quant(q)
     }
 }
 

@@ -6,6 +6,7 @@ use burn::tensor::activation::{silu, softplus};
 
 use super::projection::Projection;
 use super::scan::{ScanInput, selective_scan};
+use super::segments::Segments;
 use crate::checkpoint::{Loader, Saver};
 use crate::error;
 
@@ -126,19 +127,33 @@ impl AxonSsm {
 
     /// `u [B, L, H]`, optional state from earlier tokens → `out [B, L, H]` and the new state.
     pub fn forward(&self, u: Tensor<3>, state: Option<SsmState>) -> (Tensor<3>, SsmState) {
+        self.forward_docs(u, state, None)
+    }
+
+    /// [`AxonSsm::forward`] over packed rows: neither the convolution nor the scan state crosses
+    /// a document boundary of `docs`.
+    pub fn forward_docs(&self, u: Tensor<3>, state: Option<SsmState>, docs: Option<&Segments>) -> (Tensor<3>, SsmState) {
         let [bsz, len, _] = u.dims();
         let (e, n) = (self.d_inner, self.d_state);
-        let state = state.unwrap_or_else(|| self.empty_state(bsz, &u.device()));
+        let u_device = u.device();
+        let state = state.unwrap_or_else(|| self.empty_state(bsz, &u_device));
         let xz = self.in_proj.forward(u);
         let x = xz.clone().narrow(2, 0, e);
         let z = xz.narrow(2, e, e);
-        let (x, conv) = self.conv_silu(x, state.conv);
+        let (x, conv) = match docs {
+            None => self.conv_silu(x, state.conv),
+            Some(d) => {
+                let (x, conv) = self.causal_conv_docs(x, state.conv, d);
+                (silu(x), conv)
+            }
+        };
         let proj = self.x_proj.forward(x.clone());
         let b = proj.clone().narrow(2, 0, n);
         let c = proj.clone().narrow(2, n, n);
         let dt = softplus(self.dt_proj.forward(proj.narrow(2, 2 * n, 1)), 1.0).clamp(DT_MIN, DT_MAX);
         let a = self.a_log.val().exp().neg();
-        let input = ScanInput { x, dt, a, b, c, d: self.d.val(), reset: None };
+        let reset = docs.map(|d| d.reset(&u_device));
+        let input = ScanInput { x, dt, a, b, c, d: self.d.val(), reset };
         let (y, ssm) = selective_scan(input, state.ssm, self.scan_chunk);
         let out = self.out_proj.forward(y * silu(z));
         debug_assert_eq!(out.dims()[1], len);
@@ -175,6 +190,27 @@ impl AxonSsm {
         let mut out = self.conv_bias.val().reshape([1, 1, e]).expand([bsz, len, e]);
         for j in 0..k {
             out = out + xp.clone().narrow(1, j, len) * w.clone().narrow(1, j, 1).reshape([1, 1, e]);
+        }
+        let new_cache = (k > 1).then(|| xp.narrow(1, len, k - 1));
+        (out, new_cache)
+    }
+
+    /// [`AxonSsm::causal_conv`] with the taps that reach into an earlier document zeroed.
+    fn causal_conv_docs(&self, x: Tensor<3>, cache: Option<Tensor<3>>, docs: &Segments) -> (Tensor<3>, Option<Tensor<3>>) {
+        let [bsz, len, e] = x.dims();
+        let k = self.d_conv;
+        let device = x.device();
+        let xp = match cache {
+            Some(c) => Tensor::cat(vec![c, x], 1),
+            None if k > 1 => Tensor::cat(vec![Tensor::zeros([bsz, k - 1, e], &device), x], 1),
+            None => x,
+        };
+        let w = self.conv_weight.val();
+        let mut out = self.conv_bias.val().reshape([1, 1, e]).expand([bsz, len, e]);
+        for j in 0..k {
+            let tap = xp.clone().narrow(1, j, len) * w.clone().narrow(1, j, 1).reshape([1, 1, e]);
+            let shift = k - 1 - j;
+            out = out + if shift == 0 { tap } else { tap * docs.tap_mask(shift, &device) };
         }
         let new_cache = (k > 1).then(|| xp.narrow(1, len, k - 1));
         (out, new_cache)
