@@ -3,6 +3,7 @@
 mod benchmark;
 mod forward;
 mod info;
+mod merge;
 mod quantize;
 mod run;
 
@@ -27,6 +28,8 @@ enum Command {
     Benchmark(benchmark::BenchmarkArgs),
     /// Writes a 4-bit (NF4 or MLX affine int4) copy of a float checkpoint that `forward`/`info` load.
     Quantize(quantize::QuantizeArgs),
+    /// Folds a LoRA/DoRA adapter (PEFT layout) into its base model and writes a checkpoint.
+    Merge(merge::MergeArgs),
 }
 
 fn main() {
@@ -37,6 +40,7 @@ fn main() {
         Command::Run(a) => run::run(a),
         Command::Benchmark(a) => benchmark::run(a),
         Command::Quantize(a) => quantize::run(a),
+        Command::Merge(a) => merge::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

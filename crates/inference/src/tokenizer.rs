@@ -80,6 +80,11 @@ impl TextTokenizer {
     pub fn decode(&self, ids: &[u32]) -> String {
         self.inner.decode(ids, true).unwrap_or_default()
     }
+
+    /// Text of `ids` with special tokens written out (`<|im_start|>` ...).
+    pub fn decode_with_special(&self, ids: &[u32]) -> String {
+        self.inner.decode(ids, false).unwrap_or_default()
+    }
 }
 
 /// GPT-2's reversible byte → printable-character map used by byte-level BPE vocabularies.

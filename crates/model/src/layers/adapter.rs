@@ -79,6 +79,10 @@ pub struct Adapter {
     pub rank: usize,
 }
 
+fn trainable<const D: usize>(id: u64, t: Tensor<D>) -> Param<Tensor<D>> {
+    Param::initialized(ParamId::from(id), t).set_require_grad(true)
+}
+
 /// `‖W_o‖²` for every output row, in f32.
 pub fn row_sq_norms(weight: &ProjectionWeight) -> Tensor<1> {
     let w = weight.dense();
@@ -101,9 +105,9 @@ impl Adapter {
         let rank = a.dims()[1];
         let weight_sq_norm = magnitude.as_ref().map(|_| row_sq_norms(weight));
         Adapter {
-            lora_a: Param::initialized(ParamId::from(id_seed), a),
-            lora_b: Param::initialized(ParamId::from(id_seed.wrapping_add(1)), b),
-            magnitude: magnitude.map(|m| Param::initialized(ParamId::from(id_seed.wrapping_add(2)), m)),
+            lora_a: trainable(id_seed, a),
+            lora_b: trainable(id_seed.wrapping_add(1), b),
+            magnitude: magnitude.map(|m| trainable(id_seed.wrapping_add(2), m)),
             weight_sq_norm,
             dropout: DropoutConfig::new(dropout).init(),
             scale,

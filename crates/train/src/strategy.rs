@@ -1,0 +1,393 @@
+//! The training loop: a burn-train [`SupervisedLearningStrategy`] that counts optimizer steps
+//! (not epochs), so checkpoints, evaluation and resume happen at any step.
+//!
+//! Per optimizer step: `grad_accum` micro-batches through the [`Learner`]'s `train_step`
+//! (gradients summed; each micro-loss is already divided by the step's total target count), the
+//! global gradient norm, a NaN/inf guard on loss and norm *before* the update (a bad step is
+//! skipped; `max_bad_steps` in a row stop the run), global-norm clipping, then the learner's
+//! scheduler and optimizer step. Metrics go to burn-train's event processor (its renderer and
+//! logs) and to `metrics.jsonl`. Dropout masks are seeded per micro-batch from the run seed, so
+//! a resumed run repeats them exactly.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Result;
+use burn::data::dataloader::Progress;
+use burn::module::ParamId;
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::prelude::*;
+use burn::train::metric::store::EventStoreClient;
+use burn::train::{
+    EventProcessorTraining, InferenceStep, Learner, LearnerEvent, LearningCheckpointer, SupervisedLearningStrategy,
+    SupervisedTrainingEventProcessor, TrainLoader, TrainingComponents, TrainingItem, ValidLoader,
+};
+
+use crate::adapters;
+use crate::checkpoint::{self, RunState, Written};
+use crate::config::{AdapterSection, TrainConfig};
+use crate::lm::CausalLm;
+use crate::metrics::{MetricsFile, MetricsRecord};
+use crate::rng::micro_seed;
+
+/// Asked between optimizer steps (thermal scheduler, dashboard keys).
+pub trait StepHook: Send {
+    /// Called after step `step` took `busy_s` seconds; may sleep. Returns what to do next.
+    fn after_step(&mut self, step: u64, busy_s: f64) -> HookAction;
+    /// Extra metrics for the step's record (temperature, thermal state, ...).
+    fn metrics(&mut self, _rec: &mut MetricsRecord) {}
+    /// A line for the run summary.
+    fn summary(&self) -> Option<String> {
+        None
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HookAction {
+    Continue,
+    /// Save a checkpoint now, then go on.
+    SaveNow,
+    /// Save a checkpoint and stop (a graceful stop, or a critical temperature), with the reason.
+    SaveAndStop(String),
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub last_step: u64,
+    pub train_loss: Option<f64>,
+    pub eval_loss: Option<f64>,
+    pub first_eval_loss: Option<f64>,
+    pub tokens: u64,
+    pub seconds: f64,
+    pub error: Option<String>,
+    pub stopped: Option<String>,
+    pub last_checkpoint: Option<PathBuf>,
+    pub summaries: Vec<String>,
+}
+
+/// Everything the loop needs besides what burn-train passes in.
+pub struct StepStrategy {
+    pub device: Device,
+    pub cfg: TrainConfig,
+    pub config_text: String,
+    pub run_dir: PathBuf,
+    pub base_name: Option<String>,
+    pub start: RunState,
+    pub params: Vec<(ParamId, usize)>,
+    pub written: Arc<Written>,
+    pub metrics: Arc<MetricsFile>,
+    pub hooks: Mutex<Vec<Box<dyn StepHook>>>,
+    pub outcome: Arc<Mutex<Outcome>>,
+    pub quiet: bool,
+}
+
+/// `sqrt(Σ‖g‖²)` over the trainable parameters.
+fn global_norm(grads: &GradientsParams, params: &[(ParamId, usize)]) -> f64 {
+    let mut parts: Vec<Tensor<1>> = Vec::new();
+    for &(id, rank) in params {
+        let sq = match rank {
+            1 => grads.get::<1>(id).map(|g| g.powi_scalar(2).sum()),
+            _ => grads.get::<2>(id).map(|g| g.powi_scalar(2).sum()),
+        };
+        parts.extend(sq);
+    }
+    if parts.is_empty() {
+        return 0.0;
+    }
+    let total = Tensor::cat(parts, 0).sum().into_scalar::<f32>();
+    (total as f64).sqrt()
+}
+
+fn scale_grads(grads: &mut GradientsParams, params: &[(ParamId, usize)], s: f64) {
+    for &(id, rank) in params {
+        match rank {
+            1 => {
+                if let Some(g) = grads.remove::<1>(id) {
+                    grads.register(id, g.mul_scalar(s));
+                }
+            }
+            _ => {
+                if let Some(g) = grads.remove::<2>(id) {
+                    grads.register(id, g.mul_scalar(s));
+                }
+            }
+        }
+    }
+}
+
+fn scalar(t: Tensor<1>) -> f64 {
+    let v = t.into_scalar::<f32>();
+    v as f64
+}
+
+impl StepStrategy {
+    fn log(&self, line: &str) {
+        if !self.quiet {
+            println!("{line}");
+        }
+    }
+
+    fn save(
+        &self,
+        learner: &Learner<CausalLm>,
+        ckpt: &mut Option<LearningCheckpointer<CausalLm>>,
+        store: &EventStoreClient,
+        state: &RunState,
+    ) -> Result<PathBuf> {
+        let step = state.step;
+        let tmp = checkpoint::tmp_dir(&self.run_dir, step);
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        std::fs::create_dir_all(&tmp)?;
+        if let Some(c) = ckpt.as_mut() {
+            c.checkpoint(learner, step as usize, store);
+            self.written.wait(&["optim", "scheduler"], step as usize)?;
+        }
+        let model = learner.model().valid();
+        adapters::save_peft(&model.model, &self.cfg.adapter, self.base_name.as_deref(), &tmp)?;
+        if std::env::var("BIT_AXON_TRAIN_CRASH_DURING_SAVE").ok().and_then(|v| v.parse::<u64>().ok()) == Some(step) {
+            eprintln!("BIT_AXON_TRAIN_CRASH_DURING_SAVE: aborting in the middle of saving step {step}");
+            std::process::abort();
+        }
+        std::fs::write(tmp.join("train_config.toml"), &self.config_text)?;
+        std::fs::write(tmp.join("state.json"), serde_json::to_string_pretty(state)?)?;
+        let dst = checkpoint::commit(&self.run_dir, step)?;
+        checkpoint::prune(&self.run_dir, self.cfg.train.keep_last)?;
+        Ok(dst)
+    }
+
+    fn evaluate(
+        &self,
+        learner: &Learner<CausalLm>,
+        valid: &ValidLoader<CausalLm>,
+        processor: &mut SupervisedTrainingEventProcessor<CausalLm>,
+        step: u64,
+    ) -> Option<(f64, usize)> {
+        let n = valid.num_items();
+        if n == 0 {
+            return None;
+        }
+        let model = learner.model().valid();
+        processor.process_valid(LearnerEvent::StartSplit { epoch_number: 1, total_items: n }).ok();
+        let (mut sum, mut tokens) = (0.0f64, 0usize);
+        let mut it = valid.iter();
+        let mut i = 0;
+        while let Some(Ok(batch)) = it.next() {
+            i += 1;
+            let out = InferenceStep::step(&model, batch);
+            sum += scalar(out.loss_sum.clone());
+            tokens += out.tokens;
+            let progress = it.progress();
+            processor.process_valid(LearnerEvent::ProcessedItem(TrainingItem::new(out, progress, Some(i), None))).ok();
+        }
+        processor.process_valid(LearnerEvent::EndSplit(1)).ok();
+        let _ = step;
+        (tokens > 0).then(|| (sum / tokens as f64, tokens))
+    }
+}
+
+impl SupervisedLearningStrategy<CausalLm> for StepStrategy {
+    fn fit(
+        &self,
+        components: TrainingComponents<CausalLm>,
+        mut learner: Learner<CausalLm>,
+        train: TrainLoader<CausalLm>,
+        valid: ValidLoader<CausalLm>,
+        _starting_epoch: usize,
+    ) -> (CausalLm, SupervisedTrainingEventProcessor<CausalLm>) {
+        let mut processor = components.event_processor;
+        let mut ckpt = components.checkpointer;
+        let store = components.event_store;
+        let interrupter = components.interrupter;
+        let t = &self.cfg.train;
+        learner.fork(&self.device);
+        let train = train.to_device(&self.device);
+        let valid = valid.to_device(&self.device.clone().inner());
+        let total = t.max_steps;
+        let accum = t.grad_accum as u64;
+        let mut state = self.start.clone();
+        let start_time = Instant::now();
+        let mut outcome = Outcome { last_step: state.step, ..Default::default() };
+        processor
+            .process_train(LearnerEvent::StartSplit { epoch_number: 1, total_items: train.num_items() })
+            .ok();
+        if state.step == 0
+            && let Some((eval, n)) = self.evaluate(&learner, &valid, &mut processor, 0)
+        {
+            outcome.first_eval_loss = Some(eval);
+            self.log(&format!("step {:>6}/{total}  eval loss {eval:.4}  perplexity {:.2}  ({n} tokens, before training)", 0, eval.exp()));
+            let mut e = MetricsRecord { kind: "eval".into(), step: 0, total_steps: total, epoch: 1, ..Default::default() };
+            e.metrics.insert("Loss".into(), eval);
+            e.metrics.insert("Perplexity".into(), eval.exp());
+            self.metrics.append(&e).ok();
+        }
+        // Debugging aid for interruption tests: slow every step down.
+        let step_sleep = std::env::var("BIT_AXON_TRAIN_STEP_SLEEP_MS").ok().and_then(|v| v.parse::<u64>().ok());
+        let mut it = train.iter();
+        let mut tokens_total = 0u64;
+        let mut since_log = (Instant::now(), 0usize, 0.0f64, 0usize);
+        let mut stop_reason: Option<String> = None;
+        'steps: while state.step < total {
+            if interrupter.should_stop() {
+                stop_reason = Some("interrupted".into());
+                break;
+            }
+            let t0 = Instant::now();
+            let mut acc = GradientsAccumulator::new();
+            let (mut loss_sum, mut tokens) = (0.0f64, 0usize);
+            let mut last = None;
+            for _ in 0..accum {
+                let Some(Ok(batch)) = it.next() else {
+                    outcome.error = Some("the training data stream ended early".into());
+                    break 'steps;
+                };
+                self.device.seed(micro_seed(state.seed, state.micro_batches));
+                state.micro_batches += 1;
+                let out = learner.train_step(batch);
+                acc.accumulate(&learner.model(), out.grads);
+                loss_sum += scalar(out.item.loss_sum.clone());
+                tokens += out.item.tokens;
+                last = Some(out.item);
+            }
+            let mut grads = acc.grads();
+            let norm = global_norm(&grads, &self.params);
+            let loss = loss_sum / tokens.max(1) as f64;
+            state.step += 1;
+            state.train_loss = loss;
+            let mut rec = MetricsRecord {
+                kind: "train".into(),
+                step: state.step,
+                total_steps: total,
+                epoch: 1,
+                ..Default::default()
+            };
+            if !loss.is_finite() || !norm.is_finite() {
+                state.bad_steps += 1;
+                let msg = format!(
+                    "step {}: non-finite loss ({loss}) or gradient norm ({norm}); update skipped ({} in a row, limit {})",
+                    state.step, state.bad_steps, t.max_bad_steps
+                );
+                eprintln!("{msg}");
+                rec.text.insert("warning".into(), msg);
+                self.metrics.append(&rec).ok();
+                if state.bad_steps >= t.max_bad_steps {
+                    outcome.error = Some(format!(
+                        "stopped: {} consecutive steps with a non-finite loss or gradient norm (last at step {}); \
+                         lower train.learning_rate or check the data",
+                        state.bad_steps, state.step
+                    ));
+                    break;
+                }
+                continue;
+            }
+            state.bad_steps = 0;
+            if t.max_grad_norm > 0.0 && norm > t.max_grad_norm {
+                scale_grads(&mut grads, &self.params, t.max_grad_norm / (norm + 1e-6));
+            }
+            learner.lr_step();
+            let lr = learner.lr_current();
+            learner.optimizer_step(grads);
+            let busy = t0.elapsed().as_secs_f64();
+            if let Some(ms) = step_sleep {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
+            tokens_total += tokens as u64;
+            since_log.1 += tokens;
+            since_log.2 += loss;
+            since_log.3 += 1;
+            let tok_s = tokens as f64 / busy.max(1e-9);
+            rec.time_s = start_time.elapsed().as_secs_f64();
+            rec.metrics.insert("Loss".into(), loss);
+            rec.metrics.insert("Perplexity".into(), loss.exp());
+            rec.metrics.insert("Learning Rate".into(), lr.base());
+            rec.metrics.insert("Grad Norm".into(), norm);
+            rec.metrics.insert("Tokens/s".into(), tok_s);
+            rec.metrics.insert("Tokens".into(), tokens as f64);
+            if let Some(mem) = crate::sys::rss_bytes() {
+                rec.metrics.insert("Memory".into(), mem as f64);
+            }
+            if let Some(item) = last {
+                let progress = Progress::new((state.step - self.start.step) as usize, (total - self.start.step) as usize, Some("steps".into()));
+                processor
+                    .process_train(LearnerEvent::ProcessedItem(TrainingItem::new(item, progress, Some(state.step as usize), Some(lr.clone()))))
+                    .ok();
+            }
+            let mut action = HookAction::Continue;
+            {
+                let mut hooks = self.hooks.lock().expect("hooks");
+                for h in hooks.iter_mut() {
+                    h.metrics(&mut rec);
+                }
+                for h in hooks.iter_mut() {
+                    match h.after_step(state.step, busy) {
+                        HookAction::Continue => {}
+                        a @ HookAction::SaveNow if action == HookAction::Continue => action = a,
+                        a @ HookAction::SaveAndStop(_) => action = a,
+                        _ => {}
+                    }
+                }
+            }
+            self.metrics.append(&rec).ok();
+            let log_every = (total / 20).clamp(1, 50);
+            if state.step % log_every == 0 || state.step == total {
+                let dt = since_log.0.elapsed().as_secs_f64();
+                self.log(&format!(
+                    "step {:>6}/{total}  loss {:.4}  lr {:.2e}  grad-norm {:.3}  {:.0} tok/s",
+                    state.step,
+                    since_log.2 / since_log.3.max(1) as f64,
+                    lr.base(),
+                    norm,
+                    since_log.1 as f64 / dt.max(1e-9)
+                ));
+                since_log = (Instant::now(), 0, 0.0, 0);
+            }
+            let last_step = state.step == total;
+            if (t.eval_every > 0 && state.step % t.eval_every == 0) || last_step {
+                if let Some((eval, n)) = self.evaluate(&learner, &valid, &mut processor, state.step) {
+                    outcome.first_eval_loss.get_or_insert(eval);
+                    outcome.eval_loss = Some(eval);
+                    self.log(&format!("step {:>6}/{total}  eval loss {eval:.4}  perplexity {:.2}  ({n} tokens)", state.step, eval.exp()));
+                    let mut e = MetricsRecord { kind: "eval".into(), step: state.step, total_steps: total, epoch: 1, ..Default::default() };
+                    e.time_s = start_time.elapsed().as_secs_f64();
+                    e.metrics.insert("Loss".into(), eval);
+                    e.metrics.insert("Perplexity".into(), eval.exp());
+                    self.metrics.append(&e).ok();
+                }
+            }
+            let due = (t.save_every > 0 && state.step % t.save_every == 0) || last_step;
+            if due || action != HookAction::Continue {
+                match self.save(&learner, &mut ckpt, &store, &state) {
+                    Ok(dir) => outcome.last_checkpoint = Some(dir),
+                    Err(e) => {
+                        outcome.error = Some(format!("saving the checkpoint of step {}: {e:#}", state.step));
+                        break;
+                    }
+                }
+            }
+            if let HookAction::SaveAndStop(reason) = action {
+                stop_reason = Some(reason);
+                break;
+            }
+        }
+        processor.process_train(LearnerEvent::EndSplit(1)).ok();
+        outcome.last_step = state.step;
+        outcome.train_loss = Some(state.train_loss);
+        outcome.tokens = tokens_total;
+        outcome.seconds = start_time.elapsed().as_secs_f64();
+        outcome.stopped = stop_reason;
+        outcome.summaries = self.hooks.lock().expect("hooks").iter().filter_map(|h| h.summary()).collect();
+        let mut end = MetricsRecord { kind: "end".into(), step: state.step, total_steps: total, epoch: 1, ..Default::default() };
+        end.time_s = outcome.seconds;
+        self.metrics.append(&end).ok();
+        *self.outcome.lock().expect("outcome") = outcome;
+        (learner.model(), processor)
+    }
+}
+
+/// The adapter section, for saving.
+pub fn adapter_section(cfg: &TrainConfig) -> &AdapterSection {
+    &cfg.adapter
+}

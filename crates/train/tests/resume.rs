@@ -1,0 +1,145 @@
+//! Checkpoints and exact resume, through the `train` binary on flex with a tiny model:
+//! - a run killed with SIGKILL mid-way and continued with `--resume` logs bitwise the same
+//!   per-step losses as an uninterrupted run, and ends with a bitwise identical adapter;
+//! - a crash in the middle of writing a checkpoint leaves the previous one complete and loadable,
+//!   and resuming from it still reproduces the uninterrupted run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bit_axon_train::checkpoint;
+use bit_axon_train::metrics::MetricsFile;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bit-axon-resume-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `configs/sft.toml` shrunk to a model that trains in milliseconds per step.
+fn args(run: &Path) -> Vec<String> {
+    let r = root();
+    let sets = [
+        "model.hidden_dim=32".to_string(),
+        "model.num_layers=3".into(),
+        "model.num_heads=2".into(),
+        "model.d_source_model=32".into(),
+        "model.moe_intermediate_dim=32".into(),
+        "model.swa_window_size=16".into(),
+        "model.vocab_size=260".into(),
+        "adapter.rank=4".into(),
+        "adapter.alpha=8.0".into(),
+        "adapter.dropout=0.1".into(),
+        "data.max_seq_len=64".into(),
+        format!("data.train=[\"{}\"]", r.join("datasets/sft/chatterbot_train.jsonl").display()),
+        format!("data.eval=[\"{}\"]", r.join("datasets/sft/chatterbot_eval.jsonl").display()),
+        "train.batch_size=2".into(),
+        "train.grad_accum=2".into(),
+        "train.max_steps=10".into(),
+        "train.warmup_steps=2".into(),
+        "train.save_every=2".into(),
+        "train.eval_every=5".into(),
+        "train.eval_batches=2".into(),
+        "train.keep_last=2".into(),
+        format!("output.dir=\"{}\"", run.display()),
+    ];
+    let mut a = vec!["--config".to_string(), r.join("configs/sft.toml").display().to_string()];
+    for s in sets {
+        a.push("--set".into());
+        a.push(s);
+    }
+    a
+}
+
+fn train(run: &Path, extra: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_train"));
+    c.args(args(run)).args(extra).current_dir(root()).stdout(Stdio::null()).stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+fn losses(run: &Path) -> Vec<(u64, String, u64)> {
+    MetricsFile::read(&run.join("metrics.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == "train" || r.kind == "eval")
+        .map(|r| (r.step, r.kind.clone(), r.metrics["Loss"].to_bits()))
+        .collect()
+}
+
+fn adapter_bytes(run: &Path) -> Vec<u8> {
+    std::fs::read(run.join("adapter/adapter_model.safetensors")).unwrap()
+}
+
+fn uninterrupted(name: &str) -> PathBuf {
+    let run = tmp(name);
+    let out = train(&run, &[], &[]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run
+}
+
+#[test]
+fn sigkill_and_resume_reproduce_the_uninterrupted_run() {
+    let full = uninterrupted("full-a");
+    let run = tmp("killed");
+    let mut child = train(&run, &[], &[("BIT_AXON_TRAIN_STEP_SLEEP_MS", "150")]).spawn().unwrap();
+    let marker = checkpoint::step_dir(&run, 4).join("state.json");
+    let t0 = Instant::now();
+    while !marker.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        assert!(t0.elapsed() < Duration::from_secs(300), "no checkpoint at step 4");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let killed_at = losses(&run).iter().map(|l| l.0).max().unwrap();
+    assert!(killed_at < 10, "the run was killed before its end (last logged step {killed_at})");
+    let out = train(&run, &["--resume"], &[]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (a, b) = (losses(&full), losses(&run));
+    assert_eq!(a.iter().filter(|l| l.1 == "train").count(), 10);
+    assert_eq!(a, b, "per-step losses differ after resume");
+    assert_eq!(adapter_bytes(&full), adapter_bytes(&run), "final adapters differ");
+    assert_eq!(checkpoint::list(&run).len(), 2, "keep_last = 2");
+}
+
+#[test]
+fn crash_during_save_keeps_the_previous_checkpoint() {
+    let full = uninterrupted("full-b");
+    let run = tmp("crash");
+    let out = train(&run, &[], &[("BIT_AXON_TRAIN_CRASH_DURING_SAVE", "6")]).output().unwrap();
+    assert!(!out.status.success(), "the injected crash should abort the run");
+    assert!(checkpoint::tmp_dir(&run, 6).exists(), "the interrupted save left its staging directory");
+    let (dir, state) = checkpoint::latest(&run).unwrap().expect("a complete checkpoint");
+    assert_eq!(state.step, 4);
+    assert_eq!(dir, checkpoint::step_dir(&run, 4));
+    checkpoint::load_optimizer(&dir).unwrap();
+    checkpoint::load_scheduler(&dir).unwrap();
+    bit_axon_train::adapters::read_peft_config(&dir).unwrap();
+    let out = train(&run, &["--resume"], &[]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!checkpoint::tmp_dir(&run, 6).exists(), "leftovers are cleaned on resume");
+    assert_eq!(losses(&full), losses(&run));
+    assert_eq!(adapter_bytes(&full), adapter_bytes(&run));
+}
+
+#[test]
+fn a_second_run_into_a_used_directory_is_refused() {
+    let run = tmp("twice");
+    let mut a = args(&run);
+    a.extend(["--set".into(), "train.max_steps=2".into()]);
+    let ok = Command::new(env!("CARGO_BIN_EXE_train")).args(&a).current_dir(root()).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let again = Command::new(env!("CARGO_BIN_EXE_train")).args(&a).current_dir(root()).output().unwrap();
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("already holds checkpoints") && err.contains("--resume"), "{err}");
+}
