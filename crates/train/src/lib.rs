@@ -12,6 +12,7 @@ pub mod config;
 pub mod data;
 pub mod lm;
 pub mod metrics;
+pub mod objective;
 pub mod renderer;
 pub mod rng;
 pub mod run;

@@ -7,6 +7,8 @@ use burn::tensor::activation::log_softmax;
 use burn::train::metric::{Adaptor, LossInput};
 use burn::train::{InferenceStep, ItemLazy, TrainOutput, TrainStep};
 
+use crate::objective::{Objective, Report, Sums};
+
 /// One micro-batch of packed rows.
 #[derive(Debug, Clone)]
 pub struct LmBatch {
@@ -19,6 +21,8 @@ pub struct LmBatch {
     pub segments: Segments,
     /// Trained targets in this micro-batch.
     pub tokens: usize,
+    /// Non-padding tokens.
+    pub processed: usize,
     /// Trained targets in the whole optimizer step (all its micro-batches): the loss is the sum
     /// of per-token cross-entropies divided by this, so accumulated gradients are the gradient
     /// of the mean over the step.
@@ -33,6 +37,28 @@ pub struct LmOutput {
     /// `[1]` sum of the per-token losses.
     pub loss_sum: Tensor<1>,
     pub tokens: usize,
+    pub processed: usize,
+}
+
+impl Report for LmOutput {
+    fn sums(&self) -> Sums {
+        let mut s = Sums::default();
+        s.add("Loss", self.loss_sum.clone().into_scalar::<f32>() as f64, self.tokens as f64);
+        s
+    }
+    fn processed(&self) -> usize {
+        self.processed
+    }
+}
+
+impl Objective for CausalLm {
+    fn bit_axon(&self) -> &BitAxonModel {
+        &self.model
+    }
+    fn summarize(sums: &Sums) -> (f64, Vec<(String, f64)>) {
+        let loss = sums.mean("Loss");
+        (loss, vec![("Loss".into(), loss), ("Perplexity".into(), loss.exp())])
+    }
 }
 
 impl ItemLazy for LmOutput {
@@ -71,7 +97,7 @@ impl CausalLm {
     fn output(&self, batch: &LmBatch) -> (Tensor<1>, LmOutput) {
         let sum = self.loss_sum(batch);
         let mean = sum.clone().detach().div_scalar(batch.tokens.max(1) as f64);
-        (sum.clone(), LmOutput { loss: mean, loss_sum: sum.detach(), tokens: batch.tokens })
+        (sum.clone(), LmOutput { loss: mean, loss_sum: sum.detach(), tokens: batch.tokens, processed: batch.processed })
     }
 }
 

@@ -204,6 +204,7 @@ pub fn run(opts: &RunOptions, hooks: Vec<Box<dyn StepHook>>) -> Result<RunReport
         hooks: Mutex::new(hooks),
         outcome: outcome.clone(),
         quiet: opts.quiet,
+        _model: std::marker::PhantomData,
     };
     let staged = |name| StagedCheckpointer { run: run_dir.clone(), name, written: written.clone() };
     let training = SupervisedTraining::new(&run_dir, Arc::new(train_loader), Arc::new(eval_loader))

@@ -20,14 +20,14 @@ use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::train::metric::store::EventStoreClient;
 use burn::train::{
-    EventProcessorTraining, InferenceStep, Learner, LearnerEvent, LearningCheckpointer, SupervisedLearningStrategy,
+    EventProcessorTraining, InferenceStep, Learner, LearnerModel, TrainStep, LearnerEvent, LearningCheckpointer, SupervisedLearningStrategy,
     SupervisedTrainingEventProcessor, TrainLoader, TrainingComponents, TrainingItem, ValidLoader,
 };
 
 use crate::adapters;
 use crate::checkpoint::{self, RunState, Written};
 use crate::config::{AdapterSection, TrainConfig};
-use crate::lm::CausalLm;
+use crate::objective::{Objective, Report, Sums};
 use crate::metrics::{MetricsFile, MetricsRecord};
 use crate::rng::micro_seed;
 
@@ -64,11 +64,14 @@ pub struct Outcome {
     pub error: Option<String>,
     pub stopped: Option<String>,
     pub last_checkpoint: Option<PathBuf>,
+    /// Metrics of the first and the last evaluation.
+    pub first_eval: Vec<(String, f64)>,
+    pub last_eval: Vec<(String, f64)>,
     pub summaries: Vec<String>,
 }
 
 /// Everything the loop needs besides what burn-train passes in.
-pub struct StepStrategy {
+pub struct StepStrategy<M> {
     pub device: Device,
     pub cfg: TrainConfig,
     pub config_text: String,
@@ -81,6 +84,7 @@ pub struct StepStrategy {
     pub hooks: Mutex<Vec<Box<dyn StepHook>>>,
     pub outcome: Arc<Mutex<Outcome>>,
     pub quiet: bool,
+    pub _model: std::marker::PhantomData<fn() -> M>,
 }
 
 /// `sqrt(Σ‖g‖²)` over the trainable parameters.
@@ -117,22 +121,27 @@ fn scale_grads(grads: &mut GradientsParams, params: &[(ParamId, usize)], s: f64)
     }
 }
 
-fn scalar(t: Tensor<1>) -> f64 {
-    let v = t.into_scalar::<f32>();
-    v as f64
-}
-
-impl StepStrategy {
+impl<M> StepStrategy<M>
+where
+    M: LearnerModel + Objective,
+    <M as TrainStep>::Output: Report,
+    <M as InferenceStep>::Output: Report,
+{
     fn log(&self, line: &str) {
         if !self.quiet {
             println!("{line}");
         }
     }
 
+    fn log_eval(&self, step: u64, total: u64, m: &[(String, f64)], note: &str) {
+        let parts: Vec<String> = m.iter().map(|(k, v)| format!("{} {v:.4}", k.to_lowercase())).collect();
+        self.log(&format!("step {step:>6}/{total}  eval: {}{note}", parts.join("  ")));
+    }
+
     fn save(
         &self,
-        learner: &Learner<CausalLm>,
-        ckpt: &mut Option<LearningCheckpointer<CausalLm>>,
+        learner: &Learner<M>,
+        ckpt: &mut Option<LearningCheckpointer<M>>,
         store: &EventStoreClient,
         state: &RunState,
     ) -> Result<PathBuf> {
@@ -147,7 +156,7 @@ impl StepStrategy {
             self.written.wait(&["optim", "scheduler"], step as usize)?;
         }
         let model = learner.model().valid();
-        adapters::save_peft(&model.model, &self.cfg.adapter, self.base_name.as_deref(), &tmp)?;
+        adapters::save_peft(model.bit_axon(), &self.cfg.adapter, self.base_name.as_deref(), &tmp)?;
         if std::env::var("BIT_AXON_TRAIN_CRASH_DURING_SAVE").ok().and_then(|v| v.parse::<u64>().ok()) == Some(step) {
             eprintln!("BIT_AXON_TRAIN_CRASH_DURING_SAVE: aborting in the middle of saving step {step}");
             std::process::abort();
@@ -161,43 +170,48 @@ impl StepStrategy {
 
     fn evaluate(
         &self,
-        learner: &Learner<CausalLm>,
-        valid: &ValidLoader<CausalLm>,
-        processor: &mut SupervisedTrainingEventProcessor<CausalLm>,
+        learner: &Learner<M>,
+        valid: &ValidLoader<M>,
+        processor: &mut SupervisedTrainingEventProcessor<M>,
         step: u64,
-    ) -> Option<(f64, usize)> {
+    ) -> Option<(f64, Vec<(String, f64)>)> {
         let n = valid.num_items();
         if n == 0 {
             return None;
         }
         let model = learner.model().valid();
         processor.process_valid(LearnerEvent::StartSplit { epoch_number: 1, total_items: n }).ok();
-        let (mut sum, mut tokens) = (0.0f64, 0usize);
+        let mut sums = Sums::default();
         let mut it = valid.iter();
         let mut i = 0;
         while let Some(Ok(batch)) = it.next() {
             i += 1;
             let out = InferenceStep::step(&model, batch);
-            sum += scalar(out.loss_sum.clone());
-            tokens += out.tokens;
+            sums.merge(&out.sums());
             let progress = it.progress();
             processor.process_valid(LearnerEvent::ProcessedItem(TrainingItem::new(out, progress, Some(i), None))).ok();
         }
         processor.process_valid(LearnerEvent::EndSplit(1)).ok();
         let _ = step;
-        (tokens > 0).then(|| (sum / tokens as f64, tokens))
+        let (loss, metrics) = M::summarize(&sums);
+        loss.is_finite().then_some((loss, metrics))
     }
 }
 
-impl SupervisedLearningStrategy<CausalLm> for StepStrategy {
+impl<M> SupervisedLearningStrategy<M> for StepStrategy<M>
+where
+    M: LearnerModel + Objective,
+    <M as TrainStep>::Output: Report,
+    <M as InferenceStep>::Output: Report,
+{
     fn fit(
         &self,
-        components: TrainingComponents<CausalLm>,
-        mut learner: Learner<CausalLm>,
-        train: TrainLoader<CausalLm>,
-        valid: ValidLoader<CausalLm>,
+        components: TrainingComponents<M>,
+        mut learner: Learner<M>,
+        train: TrainLoader<M>,
+        valid: ValidLoader<M>,
         _starting_epoch: usize,
-    ) -> (CausalLm, SupervisedTrainingEventProcessor<CausalLm>) {
+    ) -> (M, SupervisedTrainingEventProcessor<M>) {
         let mut processor = components.event_processor;
         let mut ckpt = components.checkpointer;
         let store = components.event_store;
@@ -215,14 +229,12 @@ impl SupervisedLearningStrategy<CausalLm> for StepStrategy {
             .process_train(LearnerEvent::StartSplit { epoch_number: 1, total_items: train.num_items() })
             .ok();
         if state.step == 0
-            && let Some((eval, n)) = self.evaluate(&learner, &valid, &mut processor, 0)
+            && let Some((eval, m)) = self.evaluate(&learner, &valid, &mut processor, 0)
         {
             outcome.first_eval_loss = Some(eval);
-            self.log(&format!("step {:>6}/{total}  eval loss {eval:.4}  perplexity {:.2}  ({n} tokens, before training)", 0, eval.exp()));
-            let mut e = MetricsRecord { kind: "eval".into(), step: 0, total_steps: total, epoch: 1, ..Default::default() };
-            e.metrics.insert("Loss".into(), eval);
-            e.metrics.insert("Perplexity".into(), eval.exp());
-            self.metrics.append(&e).ok();
+            outcome.first_eval = m.clone();
+            self.log_eval(0, total, &m, " (before training)");
+            self.metrics.append(&eval_record(0, total, 0.0, &m)).ok();
         }
         // Debugging aid for interruption tests: slow every step down.
         let step_sleep = std::env::var("BIT_AXON_TRAIN_STEP_SLEEP_MS").ok().and_then(|v| v.parse::<u64>().ok());
@@ -237,7 +249,8 @@ impl SupervisedLearningStrategy<CausalLm> for StepStrategy {
             }
             let t0 = Instant::now();
             let mut acc = GradientsAccumulator::new();
-            let (mut loss_sum, mut tokens) = (0.0f64, 0usize);
+            let mut sums = Sums::default();
+            let mut tokens = 0usize;
             let mut last = None;
             for _ in 0..accum {
                 let Some(Ok(batch)) = it.next() else {
@@ -248,13 +261,13 @@ impl SupervisedLearningStrategy<CausalLm> for StepStrategy {
                 state.micro_batches += 1;
                 let out = learner.train_step(batch);
                 acc.accumulate(&learner.model(), out.grads);
-                loss_sum += scalar(out.item.loss_sum.clone());
-                tokens += out.item.tokens;
+                sums.merge(&out.item.sums());
+                tokens += out.item.processed();
                 last = Some(out.item);
             }
             let mut grads = acc.grads();
             let norm = global_norm(&grads, &self.params);
-            let loss = loss_sum / tokens.max(1) as f64;
+            let (loss, step_metrics) = M::summarize(&sums);
             state.step += 1;
             state.train_loss = loss;
             let mut rec = MetricsRecord {
@@ -300,8 +313,9 @@ impl SupervisedLearningStrategy<CausalLm> for StepStrategy {
             since_log.3 += 1;
             let tok_s = tokens as f64 / busy.max(1e-9);
             rec.time_s = start_time.elapsed().as_secs_f64();
-            rec.metrics.insert("Loss".into(), loss);
-            rec.metrics.insert("Perplexity".into(), loss.exp());
+            for (k, v) in step_metrics {
+                rec.metrics.insert(k, v);
+            }
             rec.metrics.insert("Learning Rate".into(), lr.base());
             rec.metrics.insert("Grad Norm".into(), norm);
             rec.metrics.insert("Tokens/s".into(), tok_s);
@@ -346,15 +360,12 @@ impl SupervisedLearningStrategy<CausalLm> for StepStrategy {
             }
             let last_step = state.step == total;
             if (t.eval_every > 0 && state.step % t.eval_every == 0) || last_step {
-                if let Some((eval, n)) = self.evaluate(&learner, &valid, &mut processor, state.step) {
+                if let Some((eval, m)) = self.evaluate(&learner, &valid, &mut processor, state.step) {
                     outcome.first_eval_loss.get_or_insert(eval);
                     outcome.eval_loss = Some(eval);
-                    self.log(&format!("step {:>6}/{total}  eval loss {eval:.4}  perplexity {:.2}  ({n} tokens)", state.step, eval.exp()));
-                    let mut e = MetricsRecord { kind: "eval".into(), step: state.step, total_steps: total, epoch: 1, ..Default::default() };
-                    e.time_s = start_time.elapsed().as_secs_f64();
-                    e.metrics.insert("Loss".into(), eval);
-                    e.metrics.insert("Perplexity".into(), eval.exp());
-                    self.metrics.append(&e).ok();
+                    outcome.last_eval = m.clone();
+                    self.log_eval(state.step, total, &m, "");
+                    self.metrics.append(&eval_record(state.step, total, start_time.elapsed().as_secs_f64(), &m)).ok();
                 }
             }
             let due = (t.save_every > 0 && state.step % t.save_every == 0) || last_step;
@@ -385,6 +396,14 @@ impl SupervisedLearningStrategy<CausalLm> for StepStrategy {
         *self.outcome.lock().expect("outcome") = outcome;
         (learner.model(), processor)
     }
+}
+
+fn eval_record(step: u64, total: u64, time_s: f64, m: &[(String, f64)]) -> MetricsRecord {
+    let mut e = MetricsRecord { kind: "eval".into(), step, total_steps: total, epoch: 1, time_s, ..Default::default() };
+    for (k, v) in m {
+        e.metrics.insert(k.clone(), *v);
+    }
+    e
 }
 
 /// The adapter section, for saving.

@@ -54,6 +54,7 @@ impl HostBatch {
             segments: Segments::new(seg, b, l),
             tokens: self.tokens(),
             step_tokens: self.step_tokens,
+            processed: self.rows.iter().map(|r| r.used).sum(),
         }
     }
 }

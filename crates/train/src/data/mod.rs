@@ -5,6 +5,7 @@ pub mod encode;
 pub mod format;
 pub mod loader;
 pub mod pack;
+pub mod preference;
 
 use std::path::PathBuf;
 

@@ -13,11 +13,13 @@ pub struct Row {
     pub train: Vec<bool>,
     /// Document index of each token within the row.
     pub seg: Vec<u32>,
+    /// Tokens before the padding.
+    pub used: usize,
 }
 
 impl Row {
     fn new(len: usize) -> Self {
-        Self { ids: Vec::with_capacity(len), train: Vec::with_capacity(len), seg: Vec::with_capacity(len) }
+        Self { ids: Vec::with_capacity(len), train: Vec::with_capacity(len), seg: Vec::with_capacity(len), used: 0 }
     }
 
     fn push_doc(&mut self, doc: &Encoded, seg: u32) {
@@ -28,6 +30,7 @@ impl Row {
 
     fn pad(mut self, len: usize, pad_id: u32) -> Self {
         let seg = self.seg.last().map_or(0, |s| s + 1);
+        self.used = self.ids.len();
         let n = len - self.ids.len();
         self.ids.extend(std::iter::repeat_n(pad_id, n));
         self.train.extend(std::iter::repeat_n(false, n));
