@@ -10,8 +10,8 @@
 //! throttle_start_c = 80.0 # "throttle": cooling time starts above this
 //! throttle_gain = 0.25    # "throttle": cooling seconds per busy second per °C above throttle_start_c
 //! setpoint_c = 85.0       # "setpoint": temperature the PI controller holds
-//! kp = 0.05               # "setpoint": duty-cycle change per °C of error
-//! ki = 0.0005             # "setpoint": duty-cycle change per °C·s of integrated error
+//! kp = 0.15               # "setpoint": duty-cycle change per °C of error
+//! ki = 0.001              # "setpoint": duty-cycle change per °C·s of integrated error
 //! min_duty = 0.05         # "setpoint": lowest duty cycle (largest cooling time = busy * (1/min_duty - 1))
 //! critical_c = 100.0      # checkpoint and stop at or above (every policy)
 //! poll_interval_s = 2.0   # sensor polling period while paused
@@ -146,9 +146,9 @@ pub struct ThermalConfig {
     pub throttle_gain: f64,
     /// Set-point policy: the temperature held (°C, default 85).
     pub setpoint_c: f64,
-    /// Set-point policy: proportional gain, duty-cycle change per °C of error (default 0.05).
+    /// Set-point policy: proportional gain, duty-cycle change per °C of error (default 0.15).
     pub kp: f64,
-    /// Set-point policy: integral gain, duty-cycle change per °C·s of error (default 0.0005).
+    /// Set-point policy: integral gain, duty-cycle change per °C·s of error (default 0.001).
     pub ki: f64,
     /// Set-point policy: the smallest duty cycle the controller may choose (default 0.05).
     pub min_duty: f64,
@@ -171,8 +171,8 @@ impl Default for ThermalConfig {
             throttle_start_c: 80.0,
             throttle_gain: 0.25,
             setpoint_c: 85.0,
-            kp: 0.05,
-            ki: 0.0005,
+            kp: 0.15,
+            ki: 0.001,
             min_duty: 0.05,
             critical_c: 100.0,
             poll_interval_s: 2.0,
