@@ -31,9 +31,9 @@ pub use draw::draw;
 pub use error::{DashboardError, Result};
 pub use plain::{PlainRenderer, plain_line};
 pub use record::{MetricsRecord, MetricsWriter, RecordKind, tail_records};
-pub use renderer::{DashboardRenderer, renderer_for_stdout, renderer_for_stdout_with_limits};
+pub use renderer::{DashboardRenderer, renderer_for_stdout, renderer_for_stdout_with_thermal};
 pub use state::{DashboardState, Split};
 pub use watch::{MetricsTail, watch};
 
 /// Re-exported so callers use the same version.
-pub use bit_axon_thermal::{ThermalLimits, ThermalState};
+pub use bit_axon_thermal::{LiveThermal, ThermalLimits, ThermalState};

@@ -10,7 +10,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bit_axon_thermal::ThermalLimits;
+use bit_axon_thermal::LiveThermal;
 use burn::train::LearnerSummary;
 use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
 use burn::train::metric::MetricDefinition;
@@ -106,13 +106,15 @@ pub struct DashboardRenderer {
 
 impl DashboardRenderer {
     /// Takes over the terminal (alternate screen, raw mode, panic hook) and starts the render
-    /// thread. `limits` draws the thermal limits on the temperature chart.
-    pub fn new(controls: TrainControls, limits: Option<ThermalLimits>) -> std::io::Result<Self> {
+    /// thread. With `thermal` (from `ThermalScheduler::live`) the temperature panel follows the
+    /// scheduler directly, also while a pause blocks the training thread; without it, it shows the
+    /// thermal metrics the loop reports (`names::TEMPERATURE`, `names::THERMAL_STATE`, ...).
+    pub fn new(controls: TrainControls, thermal: Option<LiveThermal>) -> std::io::Result<Self> {
         let guard = TerminalGuard::enter()?;
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("dashboard".into())
-            .spawn(move || render_loop(guard, rx, controls, limits))?;
+            .spawn(move || render_loop(guard, rx, controls, thermal))?;
         Ok(Self { tx, handle: Some(handle), progress: ProgressTracker::default(), summary: None })
     }
 
@@ -138,10 +140,9 @@ impl DashboardRenderer {
     }
 }
 
-fn render_loop(mut guard: TerminalGuard, rx: Receiver<Msg>, controls: TrainControls, limits: Option<ThermalLimits>) {
+fn render_loop(mut guard: TerminalGuard, rx: Receiver<Msg>, controls: TrainControls, thermal: Option<LiveThermal>) {
     let start = Instant::now();
     let mut state = DashboardState::new("training");
-    state.limits = limits;
     let mut last_draw = Instant::now() - FRAME;
     let mut close = false;
     let mut wait_for_key = false;
@@ -179,6 +180,9 @@ fn render_loop(mut guard: TerminalGuard, rx: Receiver<Msg>, controls: TrainContr
         }
         if last_draw.elapsed() >= FRAME || close {
             state.time_s = start.elapsed().as_secs_f64();
+            if let Some(live) = &thermal {
+                state.apply_thermal_snapshot(&live.snapshot());
+            }
             if poll_keys(&controls, &mut state) {
                 return;
             }
@@ -335,17 +339,17 @@ impl MetricsRenderer for DashboardRenderer {
 
 /// The dashboard when stdout is a terminal, else one-line progress records ([`PlainRenderer`]).
 pub fn renderer_for_stdout(controls: TrainControls) -> Box<dyn MetricsRenderer> {
-    renderer_for_stdout_with_limits(controls, None)
+    renderer_for_stdout_with_thermal(controls, None)
 }
 
-/// [`renderer_for_stdout`] with the thermal limits to draw on the temperature chart. If the
+/// [`renderer_for_stdout`] following a thermal scheduler live (`ThermalScheduler::live`). If the
 /// terminal cannot be set up, falls back to the plain renderer with a warning on stderr.
-pub fn renderer_for_stdout_with_limits(
+pub fn renderer_for_stdout_with_thermal(
     controls: TrainControls,
-    limits: Option<ThermalLimits>,
+    thermal: Option<LiveThermal>,
 ) -> Box<dyn MetricsRenderer> {
     if std::io::stdout().is_terminal() {
-        match DashboardRenderer::new(controls, limits) {
+        match DashboardRenderer::new(controls, thermal) {
             Ok(r) => return Box::new(r),
             Err(e) => eprintln!("warning: cannot start the terminal dashboard ({e}); printing progress lines"),
         }

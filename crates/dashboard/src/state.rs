@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use bit_axon_thermal::ThermalLimits;
+use bit_axon_thermal::{LiveSnapshot, ThermalLimits};
 use burn::train::metric::{MetricAttributes, MetricDefinition, MetricId, NumericEntry};
 use burn::train::renderer::MetricState;
 
@@ -61,6 +61,10 @@ pub struct DashboardState {
     pub finished: Option<String>,
     /// Points kept per series before halving the resolution.
     pub max_points: usize,
+    /// Thermal data comes from a live scheduler handle ([`Self::apply_thermal_snapshot`]); the
+    /// thermal metric names arriving through [`Self::update`] are then ignored (no duplicates).
+    pub thermal_feed: bool,
+    thermal_seq: u64,
     rate_anchor: Option<(u64, f64)>,
     definitions: HashMap<MetricId, (String, bool)>,
 }
@@ -109,6 +113,8 @@ impl DashboardState {
             status: None,
             finished: None,
             max_points: 4096,
+            thermal_feed: false,
+            thermal_seq: 0,
             rate_anchor: None,
             definitions: HashMap::new(),
         }
@@ -167,7 +173,7 @@ impl DashboardState {
     /// Routes one numeric value: thermal and memory names to their panels, limits to the
     /// temperature chart, everything else to the series of `split` at the current step.
     pub fn push_value(&mut self, split: Split, name: &str, v: f64) {
-        if !v.is_finite() {
+        if !v.is_finite() || (self.thermal_feed && Self::is_thermal_name(name)) {
             return;
         }
         match name {
@@ -194,6 +200,9 @@ impl DashboardState {
 
     /// Routes one text value.
     pub fn push_text(&mut self, name: &str, v: &str) {
+        if self.thermal_feed && Self::is_thermal_name(name) {
+            return;
+        }
         match name {
             names::THERMAL_STATE => self.thermal_state = Some(v.to_string()),
             names::THERMAL_ACTION => self.thermal_action = Some(v.to_string()),
@@ -213,6 +222,40 @@ impl DashboardState {
             setpoint_c: None,
             critical_c: f64::NAN,
         })
+    }
+
+    /// Applies a live scheduler snapshot (temperature point at the current `time_s`, state, last
+    /// decision, cooling time, limits); returns `false` if nothing changed since the last one.
+    pub fn apply_thermal_snapshot(&mut self, snap: &LiveSnapshot) -> bool {
+        self.thermal_feed = true;
+        if snap.seq == self.thermal_seq && self.thermal_state.is_some() {
+            return false;
+        }
+        self.thermal_seq = snap.seq;
+        self.limits = snap.status.limits.clone();
+        self.thermal_state = Some(snap.status.state.as_str().to_string());
+        self.thermal_action = snap.last_event.as_ref().map(|e| e.action.clone());
+        self.cooling_s = snap.totals.paused_s + snap.totals.throttled_s;
+        if let Some(t) = snap.status.temp_c.filter(|t| t.is_finite()) {
+            push_capped(&mut self.temperature, (self.time_s, t), self.max_points);
+        }
+        true
+    }
+
+    fn is_thermal_name(name: &str) -> bool {
+        matches!(
+            name,
+            names::TEMPERATURE
+                | names::COOLING_TIME
+                | names::THERMAL_STATE
+                | names::THERMAL_ACTION
+                | names::THERMAL_POLICY
+                | names::PAUSE_LIMIT
+                | names::RESUME_LIMIT
+                | names::CRITICAL_LIMIT
+                | names::SETPOINT
+                | names::THROTTLE_START
+        )
     }
 
     /// Registers a burn-train metric (its id maps to its name in [`Self::update`]).

@@ -210,3 +210,30 @@ fn plain_renderer_through_burn_train_traits() {
     r.update_split(3);
     assert_eq!((r.state().step, r.state().epoch), (14, 2));
 }
+
+#[test]
+fn live_thermal_snapshot_feeds_the_state_and_masks_reported_thermal_metrics() {
+    use bit_axon_thermal::{ManualClock, Policy, ScriptedSource, ThermalConfig, ThermalScheduler};
+    let cfg = ThermalConfig { policy: Policy::Throttle, poll_interval_s: 1.0, ..ThermalConfig::default() };
+    let mut sched =
+        ThermalScheduler::new(&cfg, Some(Box::new(ScriptedSource::new([84.0]))), Box::new(ManualClock::default()))
+            .unwrap();
+    let live = sched.live();
+    let mut s = DashboardState::new("live");
+    s.time_s = 3.0;
+    assert!(s.apply_thermal_snapshot(&live.snapshot()));
+    assert_eq!(s.thermal_state.as_deref(), Some("running"));
+    assert!(s.temperature.is_empty(), "no reading yet");
+    sched.gate(1, 2.0); // 84 °C, 4 °C into the throttle zone: 2 * 0.25 * 4 = 2 s of cooling
+    s.time_s = 5.0;
+    assert!(s.apply_thermal_snapshot(&live.snapshot()));
+    assert!(!s.apply_thermal_snapshot(&live.snapshot()), "unchanged snapshot");
+    assert_eq!(s.temperature, [(5.0, 84.0)]);
+    assert_eq!(s.thermal_state.as_deref(), Some("throttled"));
+    assert_eq!(s.cooling_s, 2.0);
+    let l = s.limits.clone().unwrap();
+    assert_eq!((l.pause_c, l.throttle_start_c, l.setpoint_c), (90.0, Some(80.0), None));
+    // Thermal metrics reported by the loop as well are ignored (the live feed is authoritative).
+    s.apply_record(&MetricsRecord::new(RecordKind::Train, 2, 10, 1, 6.0).metric(names::TEMPERATURE, 50.0));
+    assert_eq!(s.temperature.len(), 1);
+}

@@ -49,16 +49,24 @@ impl Clock for RealClock {
     }
 }
 
-/// Simulated time: work heats the shared [`crate::LaptopModel`], sleep cools it, nothing waits.
+/// Simulated time: work heats the shared [`crate::LaptopModel`], sleep cools it. Instantaneous
+/// ([`SimClock::new`], for tests and experiments) or in real time ([`SimClock::real_time`]: sleeps
+/// really wait, so a training run with the simulated source behaves like a laptop would).
 #[derive(Debug, Clone)]
 pub struct SimClock {
     laptop: SharedLaptop,
+    real_time: bool,
 }
 
 impl SimClock {
-    /// A clock driving `laptop`.
+    /// An instantaneous clock driving `laptop`: nothing waits.
     pub fn new(laptop: SharedLaptop) -> Self {
-        Self { laptop }
+        Self { laptop, real_time: false }
+    }
+
+    /// A clock driving `laptop` that also really sleeps.
+    pub fn real_time(laptop: SharedLaptop) -> Self {
+        Self { laptop, real_time: true }
     }
 }
 
@@ -74,6 +82,9 @@ impl Clock for SimClock {
     }
 
     fn sleep(&mut self, seconds: f64) {
+        if self.real_time && seconds > 0.0 && seconds.is_finite() {
+            std::thread::sleep(Duration::from_secs_f64(seconds));
+        }
         if let Ok(mut m) = self.laptop.lock() {
             m.idle(seconds);
         }

@@ -22,6 +22,7 @@
 //! k_heat = 0.5333         # °C/s of heating at full load
 //! k_cool = 0.006667       # 1/s (time constant 150 s)
 //! idle_power = 0.05       # power while sleeping, as a fraction of full load
+//! real_time = true        # cooling waits really sleep (false: instantaneous, for experiments)
 //! ```
 
 use std::path::PathBuf;
@@ -118,11 +119,21 @@ pub struct SimulatedLaptopConfig {
     pub k_cool: f64,
     /// Power while sleeping or paused, as a fraction of full load (0..1).
     pub idle_power: f64,
+    /// `true` (default): cooling waits really sleep, so a training run with the simulated source
+    /// paces itself like a laptop; `false`: nothing waits (experiments and tests).
+    pub real_time: bool,
 }
 
 impl Default for SimulatedLaptopConfig {
     fn default() -> Self {
-        Self { ambient_c: 25.0, initial_c: 35.0, k_heat: 80.0 / 150.0, k_cool: 1.0 / 150.0, idle_power: 0.05 }
+        Self {
+            ambient_c: 25.0,
+            initial_c: 35.0,
+            k_heat: 80.0 / 150.0,
+            k_cool: 1.0 / 150.0,
+            idle_power: 0.05,
+            real_time: true,
+        }
     }
 }
 

@@ -27,6 +27,9 @@ pub mod source;
 pub use clock::{Clock, ManualClock, RealClock, SimClock};
 pub use config::{Enabled, Policy, SimulatedLaptopConfig, SourceSpec, ThermalConfig};
 pub use error::{Result, ThermalError};
-pub use scheduler::{Gate, ThermalEvent, ThermalLimits, ThermalScheduler, ThermalState, ThermalStatus, ThermalTotals};
+pub use scheduler::{
+    Gate, LiveSnapshot, LiveThermal, ThermalEvent, ThermalLimits, ThermalObserver, ThermalScheduler, ThermalState,
+    ThermalStatus, ThermalTotals,
+};
 pub use sim::{LaptopModel, SharedLaptop};
 pub use source::{FileSource, NvmlSource, ScriptedSource, SimulatedLaptop, SysinfoSource, TemperatureSource};

@@ -1,8 +1,8 @@
 //! The scheduler the training loop consults after every optimizer step.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -71,7 +71,7 @@ pub struct ThermalEvent {
     pub state: ThermalState,
     /// What was done and why, e.g. `"pause: 91.2 °C >= pause_c 90.0"`.
     pub action: String,
-    /// Seconds waited because of this decision.
+    /// Seconds waited because of this decision (for a resume: the whole pause).
     pub sleep_s: f64,
 }
 
@@ -150,6 +150,67 @@ impl fmt::Display for ThermalTotals {
     }
 }
 
+/// Called with every [`ThermalEvent`], the totals so far and the limits (when managed).
+pub type ThermalObserver = Box<dyn FnMut(&ThermalEvent, &ThermalTotals, Option<&ThermalLimits>) + Send>;
+
+/// What [`LiveThermal::snapshot`] returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveSnapshot {
+    /// Increments with every event; unchanged means nothing new.
+    pub seq: u64,
+    /// Current reading, state and limits.
+    pub status: ThermalStatus,
+    /// Totals so far.
+    pub totals: ThermalTotals,
+    /// The latest event.
+    pub last_event: Option<ThermalEvent>,
+}
+
+/// A shared, always-current view of a [`ThermalScheduler`] (see [`ThermalScheduler::live`]).
+#[derive(Debug, Clone)]
+pub struct LiveThermal {
+    inner: Arc<Mutex<LiveSnapshot>>,
+}
+
+impl Default for LiveThermal {
+    fn default() -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(LiveSnapshot {
+                seq: 0,
+                status: ThermalStatus { temp_c: None, state: ThermalState::Unmanaged, limits: None },
+                totals: ThermalTotals { mean_duty_cycle: 1.0, ..Default::default() },
+                last_event: None,
+            })),
+        }
+    }
+}
+
+impl LiveThermal {
+    /// The latest status, totals and event.
+    pub fn snapshot(&self) -> LiveSnapshot {
+        match self.inner.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn publish(&self, status: &ThermalStatus, totals: &ThermalTotals, event: &ThermalEvent) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.seq += 1;
+            g.status = status.clone();
+            g.totals = totals.clone();
+            g.last_event = Some(event.clone());
+        }
+    }
+
+    fn publish_status(&self, status: &ThermalStatus, totals: &ThermalTotals) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.status = status.clone();
+            g.totals = totals.clone();
+        }
+    }
+}
+
 /// Reads a sensor after every optimizer step and waits as the policy says.
 ///
 /// Built by [`ThermalScheduler::from_config`] (sensors opened as configured; missing ones give a
@@ -161,6 +222,8 @@ pub struct ThermalScheduler {
     clock: Box<dyn Clock>,
     pause_requested: Option<Arc<AtomicBool>>,
     stop_requested: Option<Arc<AtomicBool>>,
+    live: LiveThermal,
+    observer: Option<ThermalObserver>,
     pi: PiDuty,
     last_pi_time: Option<f64>,
     state: ThermalState,
@@ -199,6 +262,8 @@ impl ThermalScheduler {
             clock,
             pause_requested: None,
             stop_requested: None,
+            live: LiveThermal::default(),
+            observer: None,
             last_pi_time: None,
             state,
             last_temp: None,
@@ -228,7 +293,11 @@ impl ThermalScheduler {
         let opened: std::result::Result<Box<dyn TemperatureSource>, String> = match &spec {
             SourceSpec::Simulated => {
                 let sim = SimulatedLaptop::new(config.simulated.clone());
-                clock = Box::new(SimClock::new(sim.laptop()));
+                clock = Box::new(if config.simulated.real_time {
+                    SimClock::real_time(sim.laptop())
+                } else {
+                    SimClock::new(sim.laptop())
+                });
                 Ok(Box::new(sim))
             }
             SourceSpec::Sysinfo => SysinfoSource::open().map(|s| Box::new(s) as _).map_err(|e| e.to_string()),
@@ -284,6 +353,23 @@ impl ThermalScheduler {
     pub fn with_stop_flag(mut self, flag: Arc<AtomicBool>) -> Self {
         self.stop_requested = Some(flag);
         self
+    }
+
+    /// Calls `observer` on every event as it happens (also during a pause, when the training loop
+    /// is blocked in [`Self::gate`]), e.g. to append `"thermal"` records to the metrics file so
+    /// `train watch` sees a pause while it lasts.
+    pub fn with_observer(mut self, observer: ThermalObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// A handle on the scheduler's latest status, totals and event, updated as they happen:
+    /// the dashboard polls it so a pause shows (and its temperature moves) while the training
+    /// thread waits inside [`Self::gate`].
+    pub fn live(&self) -> LiveThermal {
+        let handle = self.live.clone();
+        handle.publish_status(&self.status(), &self.totals);
+        handle
     }
 
     /// Whether a sensor drives this scheduler.
@@ -386,6 +472,7 @@ impl ThermalScheduler {
                     self.last_pi_time = Some(self.clock.now_s());
                     break;
                 }
+                self.push(step, Some(t), format!("paused: {t:.1} °C, resume below {resume_c:.1}"), w);
             }
         }
         Gate::Proceed
@@ -407,9 +494,11 @@ impl ThermalScheduler {
             self.totals.paused_s += w;
             if self.source.is_some()
                 && let Some(t) = self.read(step)
-                && let Some(stop) = self.check_critical(step, t)
             {
-                return Some(stop);
+                if let Some(stop) = self.check_critical(step, t) {
+                    return Some(stop);
+                }
+                self.push(step, Some(t), format!("paused by the user: {t:.1} °C"), w);
             }
         }
         self.state = if self.source.is_some() { ThermalState::Running } else { before };
@@ -485,7 +574,14 @@ impl ThermalScheduler {
     }
 
     fn push(&mut self, step: u64, temp_c: Option<f64>, action: String, sleep_s: f64) {
-        self.events.push(ThermalEvent { time_s: self.clock.now_s(), step, temp_c, state: self.state, action, sleep_s });
+        let event = ThermalEvent { time_s: self.clock.now_s(), step, temp_c, state: self.state, action, sleep_s };
+        self.update_duty();
+        let status = self.status();
+        self.live.publish(&status, &self.totals, &event);
+        if let Some(observer) = self.observer.as_mut() {
+            observer(&event, &self.totals, status.limits.as_ref());
+        }
+        self.events.push(event);
     }
 
     fn update_duty(&mut self) {

@@ -182,3 +182,39 @@ fn sensor_gaps_proceed_unmanaged_and_are_logged() {
     assert_eq!(events[1].temp_c, None);
     assert!(events[1].action.contains("no reading"), "{}", events[1].action);
 }
+
+#[test]
+fn observer_and_live_handle_see_every_decision_as_it_happens() {
+    use std::sync::Mutex;
+    let seen: Arc<Mutex<Vec<(String, f64)>>> = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    // 95 pauses; polls read 92 and 85 (still paused, logged), 79 resumes.
+    let s = scripted(Policy::Hysteresis, &[95.0, 92.0, 85.0, 79.0]);
+    let live = s.live();
+    assert_eq!(live.snapshot().status.state, ThermalState::Running);
+    let mut s = s.with_observer(Box::new(move |ev, totals, limits| {
+        assert_eq!(limits.map(|l| l.pause_c), Some(90.0));
+        sink.lock().unwrap().push((ev.action.clone(), totals.paused_s));
+    }));
+    assert_eq!(s.gate(7, 1.0), Gate::Proceed);
+    let seen = seen.lock().unwrap().clone();
+    let actions: Vec<&str> = seen.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "pause: 95.0 °C >= pause_c 90.0",
+            "paused: 92.0 °C, resume below 80.0",
+            "paused: 85.0 °C, resume below 80.0",
+            "resume: 79.0 °C < resume_c 80.0"
+        ]
+    );
+    // Totals are current at each call: paused time grows poll by poll.
+    assert_eq!(seen.iter().map(|s| s.1).collect::<Vec<_>>(), [0.0, 1.0, 2.0, 3.0]);
+    let snap = live.snapshot();
+    assert_eq!(snap.seq, 4);
+    assert_eq!(snap.status.temp_c, Some(79.0));
+    assert_eq!(snap.status.state, ThermalState::Running);
+    assert_eq!(snap.totals.paused_s, 3.0);
+    assert_eq!(snap.last_event.unwrap().step, 7);
+    assert_eq!(s.drain_events().len(), 4);
+}

@@ -67,7 +67,8 @@ fn setpoint_controller_holds_the_simulated_laptop_near_the_setpoint() {
 
 #[test]
 fn from_config_simulated_uses_the_simulated_clock() {
-    let cfg = ThermalConfig { source: "simulated".into(), policy: Policy::Hysteresis, ..ThermalConfig::default() };
+    let mut cfg = ThermalConfig { source: "simulated".into(), policy: Policy::Hysteresis, ..ThermalConfig::default() };
+    cfg.simulated.real_time = false;
     let (mut s, warnings) = ThermalScheduler::from_config(&cfg).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
     assert!(s.is_managed());

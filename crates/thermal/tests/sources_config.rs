@@ -148,10 +148,25 @@ fn file_sensor_set_hot_pauses_at_the_next_gate_and_resumes_when_cooled() {
             stop.store(true, Ordering::Relaxed);
         })
     };
+    // The live handle shows the pause while the gate blocks (what the dashboard polls).
+    let live = s.live();
+    let watcher = std::thread::spawn(move || {
+        let mut saw_pause = false;
+        for _ in 0..100 {
+            let snap = live.snapshot();
+            if snap.status.state == ThermalState::Paused && snap.status.temp_c == Some(95.0) {
+                saw_pause = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        saw_pause
+    });
     let start = std::time::Instant::now();
     assert_eq!(s.gate(2, 0.0), Gate::Proceed);
     let waited = start.elapsed().as_secs_f64();
     cooler.join().unwrap();
+    assert!(watcher.join().unwrap(), "the live handle never showed the pause");
     assert!(!stop.load(Ordering::Relaxed), "the pause did not end when the file cooled");
     assert!((0.1..5.0).contains(&waited), "waited {waited} s");
     let events = s.drain_events();
