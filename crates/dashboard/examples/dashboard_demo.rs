@@ -7,6 +7,7 @@
 //! cargo run -p bit-axon-dashboard --example dashboard_demo -- --watch RUN_DIR
 //! ```
 //!
+//! `DEMO_PANIC_AT=N` panics at step N (the terminal must come back with the panic message).
 //! SOURCE is a `[thermal] source` string (default `simulated`: a simulated laptop with a 10 s
 //! thermal time constant, in real time, so it heats up and throttles within seconds). Keys: p, s, q.
 
@@ -117,6 +118,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let loss = 2.2 + 2.0 * (-x / 150.0).exp() + 0.05 * (x * 0.7).sin();
         let lr = 3e-4 * (x / 50.0).min(1.0) * (1.0 - 0.9 * x / steps as f64);
         let gate = scheduler.gate(step, t0.elapsed().as_secs_f64());
+        // DEMO_PANIC_AT=N: panic at step N, to check that the panic hook restores the terminal.
+        if std::env::var("DEMO_PANIC_AT").ok().and_then(|s| s.parse::<u64>().ok()) == Some(step) {
+            panic!("demo panic at step {step}");
+        }
         let elapsed = start.elapsed().as_secs_f64();
         let tps = tokens_per_step * step as f64 / elapsed;
         for (n, v) in [
