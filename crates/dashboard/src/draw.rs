@@ -164,6 +164,9 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &DashboardState) {
     frame.render_widget(Paragraph::new(info_text(state)), lines[1]);
 }
 
+/// A horizontal limit line: label, y, color, its two end points.
+type LimitLine = (String, f64, Color, [(f64, f64); 2]);
+
 struct Curve<'a> {
     name: String,
     points: &'a [(f64, f64)],
@@ -171,7 +174,7 @@ struct Curve<'a> {
 }
 
 /// A line chart of `curves` plus horizontal `lines` (label, y, color); `None` without data.
-fn chart<'a>(curves: &[Curve<'a>], lines: &'a [(String, f64, Color, [(f64, f64); 2])]) -> Option<Chart<'a>> {
+fn chart<'a>(curves: &[Curve<'a>], lines: &'a [LimitLine]) -> Option<Chart<'a>> {
     let all = curves.iter().flat_map(|c| c.points.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in all {
@@ -296,7 +299,7 @@ fn draw_temperature(frame: &mut Frame, area: Rect, state: &DashboardState) {
         (Some(a), Some(b)) => [a.0, b.0.max(a.0 + 1.0)],
         _ => [0.0, 1.0],
     };
-    let mut lines: Vec<(String, f64, Color, [(f64, f64); 2])> = Vec::new();
+    let mut lines: Vec<LimitLine> = Vec::new();
     if let Some(l) = &state.limits {
         let mut add = |label: &str, y: f64, color: Color| {
             if y.is_finite() {
@@ -316,7 +319,7 @@ fn draw_temperature(frame: &mut Frame, area: Rect, state: &DashboardState) {
     let limit_spans: Vec<Span> = if lines.is_empty() {
         vec![Span::styled("no thermal limits (unmanaged)", Style::default().fg(Color::Gray))]
     } else {
-        let mut sorted: Vec<&(String, f64, Color, [(f64, f64); 2])> = lines.iter().collect();
+        let mut sorted: Vec<&LimitLine> = lines.iter().collect();
         sorted.sort_by(|a, b| a.1.total_cmp(&b.1));
         let full: usize = sorted.iter().map(|l| l.0.chars().count() + 3).sum();
         // Narrow panel: short labels and single spaces.

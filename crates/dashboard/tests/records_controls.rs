@@ -92,7 +92,7 @@ fn tail_reads_only_complete_lines_and_names_bad_lines() {
     // A line being written (no newline yet) waits for the next call.
     let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
     let partial = recs[2].to_json();
-    f.write_all(partial[..10].as_bytes()).unwrap();
+    f.write_all(&partial.as_bytes()[..10]).unwrap();
     f.flush().unwrap();
     let (got, errs) = tail_records(&path, &mut off, &mut line).unwrap();
     assert_eq!(got, recs[..2]);
