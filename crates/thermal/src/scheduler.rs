@@ -553,20 +553,20 @@ impl ThermalScheduler {
     }
 
     /// Sleeps `seconds` in chunks of at most `poll_interval_s`, stopping early if a stop is
-    /// requested; returns the seconds actually waited.
+    /// requested; returns the seconds waited, as measured on the clock.
     fn wait(&mut self, seconds: f64) -> f64 {
+        let start = self.clock.now_s();
         let mut left = seconds;
-        let mut waited = 0.0;
         while left > 1e-12 {
             if self.stop_flag() {
                 break;
             }
             let chunk = left.min(self.config.poll_interval_s);
             self.clock.sleep(chunk);
-            waited += chunk;
             left -= chunk;
         }
-        waited
+        // Measured on the clock: a real sleep that overruns counts as the time it took.
+        (self.clock.now_s() - start).max(0.0)
     }
 
     fn stop_flag(&self) -> bool {
