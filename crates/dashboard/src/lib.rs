@@ -30,8 +30,8 @@ pub use controls::{KeyAction, TrainControls};
 pub use draw::draw;
 pub use error::{DashboardError, Result};
 pub use plain::{PlainRenderer, plain_line};
-pub use record::{MetricsRecord, MetricsWriter, RecordKind, tail_records};
-pub use renderer::{DashboardRenderer, renderer_for_stdout, renderer_for_stdout_with_thermal};
+pub use record::{MetricsRecord, MetricsWriter, RecordFeed, RecordKind, tail_records};
+pub use renderer::{DashboardRenderer, renderer_for_stdout, renderer_for_stdout_with_thermal, renderer_with_feed};
 pub use state::{DashboardState, Split};
 pub use watch::{MetricsTail, watch};
 

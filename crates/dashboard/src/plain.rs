@@ -69,6 +69,7 @@ pub struct PlainRenderer {
     start: Instant,
     last_print: Option<Instant>,
     interval: Duration,
+    feed: Option<crate::record::RecordFeed>,
 }
 
 impl Default for PlainRenderer {
@@ -91,7 +92,14 @@ impl PlainRenderer {
             start: Instant::now(),
             last_print: None,
             interval,
+            feed: None,
         }
+    }
+
+    /// Also applies the records pushed to `feed` before each line.
+    pub fn with_feed(mut self, feed: Option<crate::record::RecordFeed>) -> Self {
+        self.feed = feed;
+        self
     }
 
     /// The state accumulated so far.
@@ -107,6 +115,11 @@ impl PlainRenderer {
     }
 
     fn print(&mut self, force: bool) {
+        if let Some(f) = &self.feed {
+            for r in f.drain() {
+                self.state.apply_record(&r);
+            }
+        }
         if force || self.last_print.is_none_or(|t| t.elapsed() >= self.interval) {
             self.last_print = Some(Instant::now());
             println!("{}", plain_line(&self.state));

@@ -18,6 +18,29 @@ use serde::{Deserialize, Serialize};
 use crate::error::{DashboardError, Result};
 use crate::names;
 
+/// Records the training loop hands straight to a renderer: the metrics it computes itself
+/// (learning rate, tokens/s, memory, gradient norm, ORPO's metrics, evaluations). A renderer
+/// applies them on its next update, so a live run shows what `watch` shows from the file.
+#[derive(Debug, Clone, Default)]
+pub struct RecordFeed(std::sync::Arc<std::sync::Mutex<Vec<MetricsRecord>>>);
+
+impl RecordFeed {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&self, r: MetricsRecord) {
+        if let Ok(mut q) = self.0.lock() {
+            q.push(r);
+        }
+    }
+
+    /// Takes the records pushed since the last call.
+    pub fn drain(&self) -> Vec<MetricsRecord> {
+        self.0.lock().map(|mut q| std::mem::take(&mut *q)).unwrap_or_default()
+    }
+}
+
 /// What a record reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -21,6 +21,7 @@ use ratatui::crossterm::event::{self, Event, KeyCode};
 
 use crate::controls::{KeyAction, TrainControls};
 use crate::plain::PlainRenderer;
+use crate::record::RecordFeed;
 use crate::state::{DashboardState, Split};
 use crate::terminal::{TerminalGuard, restore_terminal, terminal_active};
 
@@ -110,11 +111,16 @@ impl DashboardRenderer {
     /// scheduler directly, also while a pause blocks the training thread; without it, it shows the
     /// thermal metrics the loop reports (`names::TEMPERATURE`, `names::THERMAL_STATE`, ...).
     pub fn new(controls: TrainControls, thermal: Option<LiveThermal>) -> std::io::Result<Self> {
+        Self::with_feed(controls, thermal, None)
+    }
+
+    /// [`DashboardRenderer::new`] that also applies the records pushed to `feed`.
+    pub fn with_feed(controls: TrainControls, thermal: Option<LiveThermal>, feed: Option<RecordFeed>) -> std::io::Result<Self> {
         let guard = TerminalGuard::enter()?;
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("dashboard".into())
-            .spawn(move || render_loop(guard, rx, controls, thermal))?;
+            .spawn(move || render_loop(guard, rx, controls, thermal, feed))?;
         Ok(Self { tx, handle: Some(handle), progress: ProgressTracker::default(), summary: None })
     }
 
@@ -140,7 +146,13 @@ impl DashboardRenderer {
     }
 }
 
-fn render_loop(mut guard: TerminalGuard, rx: Receiver<Msg>, controls: TrainControls, thermal: Option<LiveThermal>) {
+fn render_loop(
+    mut guard: TerminalGuard,
+    rx: Receiver<Msg>,
+    controls: TrainControls,
+    thermal: Option<LiveThermal>,
+    feed: Option<RecordFeed>,
+) {
     let start = Instant::now();
     let mut state = DashboardState::new("training");
     let mut last_draw = Instant::now() - FRAME;
@@ -180,6 +192,12 @@ fn render_loop(mut guard: TerminalGuard, rx: Receiver<Msg>, controls: TrainContr
         }
         if last_draw.elapsed() >= FRAME || close {
             state.time_s = start.elapsed().as_secs_f64();
+            if let Some(f) = &feed {
+                for r in f.drain() {
+                    state.apply_record(&r);
+                }
+                state.time_s = start.elapsed().as_secs_f64();
+            }
             if let Some(live) = &thermal {
                 state.apply_thermal_snapshot(&live.snapshot());
             }
@@ -348,11 +366,21 @@ pub fn renderer_for_stdout_with_thermal(
     controls: TrainControls,
     thermal: Option<LiveThermal>,
 ) -> Box<dyn MetricsRenderer> {
+    renderer_with_feed(controls, thermal, None)
+}
+
+/// The full-screen dashboard when stdout is a terminal (applying `feed`'s records), else the
+/// plain renderer (also fed).
+pub fn renderer_with_feed(
+    controls: TrainControls,
+    thermal: Option<LiveThermal>,
+    feed: Option<RecordFeed>,
+) -> Box<dyn MetricsRenderer> {
     if std::io::stdout().is_terminal() {
-        match DashboardRenderer::new(controls, thermal) {
+        match DashboardRenderer::with_feed(controls, thermal, feed.clone()) {
             Ok(r) => return Box::new(r),
             Err(e) => eprintln!("warning: cannot start the terminal dashboard ({e}); printing progress lines"),
         }
     }
-    Box::new(PlainRenderer::new())
+    Box::new(PlainRenderer::new().with_feed(feed))
 }

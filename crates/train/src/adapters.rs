@@ -205,6 +205,7 @@ pub fn section_of(cfg: &PeftConfig) -> AdapterSection {
         alpha: cfg.lora_alpha,
         dropout: cfg.lora_dropout,
         targets: cfg.target_modules.clone(),
+        init_from: None,
     }
 }
 

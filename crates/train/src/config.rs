@@ -25,7 +25,26 @@ pub struct TrainConfig {
     pub quant: QuantSection,
     #[serde(default)]
     pub train: TrainSection,
+    #[serde(default)]
+    pub orpo: OrpoSection,
+    /// Thermal management between optimizer steps (see `bit_axon_thermal::ThermalConfig`).
+    #[serde(default)]
+    pub thermal: bit_axon_thermal::ThermalConfig,
     pub output: OutputSection,
+}
+
+/// ORPO settings (`train.objective = "orpo"`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrpoSection {
+    /// λ, the weight of the odds-ratio term and the reward scale (TRL's `beta`, 0.1).
+    pub lambda: f64,
+}
+
+impl Default for OrpoSection {
+    fn default() -> Self {
+        Self { lambda: 0.1 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -112,6 +131,9 @@ pub struct AdapterSection {
     /// (`q_proj`, `attention.q_proj`, `layer_3.ssm.in_proj`), or equals it with `*` wildcards
     /// (`layer_*.ssm.in_proj`). Default: the reference's targets.
     pub targets: Vec<String>,
+    /// Start from this adapter (PEFT directory, e.g. an SFT run's `adapter/`) instead of a fresh
+    /// one; its kind and rank must match.
+    pub init_from: Option<PathBuf>,
 }
 
 /// The reference's default targets (catalogue §1.9); router, shared-expert gate, `x_proj` and the
@@ -138,6 +160,7 @@ impl Default for AdapterSection {
             alpha: 16.0,
             dropout: 0.0,
             targets: DEFAULT_TARGETS.iter().map(|s| s.to_string()).collect(),
+            init_from: None,
         }
     }
 }
@@ -161,6 +184,8 @@ impl Default for QuantSection {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainSection {
+    /// `"sft"` (next-token loss on chat/text data) or `"orpo"` (preference pairs).
+    pub objective: String,
     /// `flex`, `wgpu` or `cuda[:N]`.
     pub device: String,
     pub seed: u64,
@@ -196,6 +221,7 @@ pub struct TrainSection {
 impl Default for TrainSection {
     fn default() -> Self {
         Self {
+            objective: "sft".into(),
             device: "flex".into(),
             seed: 42,
             max_steps: 1000,
@@ -259,6 +285,12 @@ impl TrainConfig {
             if bad {
                 bail!("{msg}");
             }
+        }
+        if !matches!(self.train.objective.as_str(), "sft" | "orpo") {
+            bail!("train.objective must be \"sft\" or \"orpo\", got {:?}", self.train.objective);
+        }
+        if !(self.orpo.lambda >= 0.0) {
+            bail!("orpo.lambda must be ≥ 0");
         }
         if !matches!(self.adapter.kind.as_str(), "lora" | "dora") {
             bail!("adapter.kind must be \"lora\" or \"dora\", got {:?}", self.adapter.kind);

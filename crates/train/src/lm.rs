@@ -55,7 +55,7 @@ impl Objective for CausalLm {
     fn bit_axon(&self) -> &BitAxonModel {
         &self.model
     }
-    fn summarize(sums: &Sums) -> (f64, Vec<(String, f64)>) {
+    fn summarize(&self, sums: &Sums) -> (f64, Vec<(String, f64)>) {
         let loss = sums.mean("Loss");
         (loss, vec![("Loss".into(), loss), ("Perplexity".into(), loss.exp())])
     }

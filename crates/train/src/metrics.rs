@@ -1,27 +1,11 @@
 //! `RUN_DIR/metrics.jsonl`: one JSON record per optimizer step, evaluation and run end, read by
 //! `train watch` and by people (`jq`, pandas).
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-pub struct MetricsRecord {
-    /// `train`, `eval`, `thermal` or `end`.
-    pub kind: String,
-    pub step: u64,
-    pub total_steps: u64,
-    pub epoch: u64,
-    /// Seconds since the run (or resumed run) started.
-    pub time_s: f64,
-    #[serde(default)]
-    pub metrics: BTreeMap<String, f64>,
-    #[serde(default)]
-    pub text: BTreeMap<String, String>,
-}
+pub use bit_axon_dashboard::{MetricsRecord, RecordKind};
 
 pub struct MetricsFile {
     path: PathBuf,
@@ -40,7 +24,7 @@ impl MetricsFile {
                 let old = std::fs::read_to_string(&path).unwrap_or_default();
                 let kept: Vec<&str> = old
                     .lines()
-                    .filter(|l| serde_json::from_str::<MetricsRecord>(l).is_ok_and(|r| r.step <= step && r.kind != "end"))
+                    .filter(|l| serde_json::from_str::<MetricsRecord>(l).is_ok_and(|r| r.step <= step && r.kind != RecordKind::End))
                     .collect();
                 let tmp = path.with_extension("jsonl.tmp");
                 let mut text = kept.join("\n");

@@ -40,5 +40,5 @@ pub trait Report {
 pub trait Objective {
     fn bit_axon(&self) -> &BitAxonModel;
     /// The step (or evaluation) loss and the named metrics to log, from summed reports.
-    fn summarize(sums: &Sums) -> (f64, Vec<(String, f64)>);
+    fn summarize(&self, sums: &Sums) -> (f64, Vec<(String, f64)>);
 }

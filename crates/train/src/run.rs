@@ -6,20 +6,27 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result, bail};
 use bit_axon::device::parse_device;
 use bit_axon::{BitAxonConfig, BitAxonModel, SaveOptions};
+use bit_axon_dashboard::{MetricsRecord, MetricsWriter, RecordFeed, TrainControls, renderer_with_feed};
 use bit_axon_inference::{ChatTemplate, TextTokenizer, byte_level_tokenizer_json};
 use bit_axon_quant::QuantFormat;
-use burn::module::Module;
+use bit_axon_thermal::ThermalScheduler;
+use burn::data::dataloader::DataLoader;
 use burn::optim::AdamWConfig;
-use burn::train::metric::LossMetric;
-use burn::train::{Learner, SupervisedTraining, TrainingStrategy};
+use burn::prelude::*;
+use burn::train::renderer::MetricsRenderer;
+use burn::train::{InferenceStep, Learner, LearnerModel, SupervisedTraining, TrainStep, TrainingStrategy};
 
 use crate::adapters;
 use crate::checkpoint::{self, AdapterOnlyModel, AlwaysSave, RunState, StagedCheckpointer, Written};
 use crate::config::TrainConfig;
 use crate::data::loader::{EvalLoader, RowStream, StreamSpec, TrainLoader};
 use crate::data::load_documents;
+use crate::data::preference::{PairEvalLoader, PairLoader, PairStream, load_pairs};
+use crate::hooks::ThermalHook;
 use crate::lm::CausalLm;
 use crate::metrics::MetricsFile;
+use crate::objective::{Objective, Report};
+use crate::orpo::OrpoLm;
 use crate::schedule::WarmupCosine;
 use crate::strategy::{Outcome, StepHook, StepStrategy};
 
@@ -29,7 +36,7 @@ pub struct RunOptions {
     pub config: PathBuf,
     pub sets: Vec<String>,
     pub resume: bool,
-    /// No per-step progress lines (tests).
+    /// No per-step progress lines and no dashboard (tests).
     pub quiet: bool,
 }
 
@@ -43,6 +50,7 @@ pub struct RunReport {
     /// The base model the adapter belongs to.
     pub base_dir: PathBuf,
     pub peak_rss: Option<u64>,
+    pub warnings: Vec<String>,
 }
 
 /// Loads the tokenizer the config names: a file, the base model's, or the built-in byte-level one
@@ -67,9 +75,20 @@ fn tokenizer(cfg: &TrainConfig, base: Option<&Path>, run_dir: &Path) -> Result<T
     Ok(TextTokenizer::from_file(&p)?)
 }
 
-/// Runs training as configured. Hooks (thermal scheduler, dashboard keys) are consulted between
-/// optimizer steps.
-pub fn run(opts: &RunOptions, hooks: Vec<Box<dyn StepHook>>) -> Result<RunReport> {
+/// Everything shared by the objectives once the model and data are ready.
+struct Prepared {
+    cfg: TrainConfig,
+    config_text: String,
+    device: Device,
+    run_dir: PathBuf,
+    base_dir: PathBuf,
+    model: BitAxonModel,
+    start: RunState,
+    resume_dir: Option<PathBuf>,
+    tok: TextTokenizer,
+}
+
+fn prepare(opts: &RunOptions) -> Result<Prepared> {
     let cfg = TrainConfig::load(&opts.config, &opts.sets)?;
     let config_text = toml::to_string_pretty(&cfg)?;
     let device = parse_device(&cfg.train.device)?;
@@ -96,19 +115,21 @@ pub fn run(opts: &RunOptions, hooks: Vec<Box<dyn StepHook>>) -> Result<RunReport
     // The base model: a checkpoint, or a fresh one saved into the run (so resume and merge find it).
     let (base_dir, mcfg, model) = match cfg.model_path() {
         Some(p) => {
-            let (c, m, _) = BitAxonModel::load(&p, &device).with_context(|| format!("loading the base model {}", p.display()))?;
+            let (c, m, _) =
+                BitAxonModel::load(&p, &device).with_context(|| format!("loading the base model {}", p.display()))?;
             (p, c, m)
         }
         None => {
             let dir = run_dir.join("base");
             let mcfg = cfg.model_config()?;
-            if resume.is_some() && dir.join("config.json").is_file() {
+            if dir.join("config.json").is_file() && (resume.is_some() || cfg.adapter.init_from.is_some()) {
                 let (c, m, _) = BitAxonModel::load(&dir, &device)?;
                 (dir, c, m)
             } else {
                 device.seed(cfg.train.seed);
                 let m = mcfg.init(&device);
-                m.save(&mcfg, &dir, SaveOptions { dtype: bit_axon::checkpoint::FloatDtype::F32, expert_dtype: bit_axon::checkpoint::FloatDtype::F32 })?;
+                let f32s = bit_axon::checkpoint::FloatDtype::F32;
+                m.save(&mcfg, &dir, SaveOptions { dtype: f32s, expert_dtype: f32s })?;
                 (dir, mcfg, m)
             }
         }
@@ -127,54 +148,131 @@ pub fn run(opts: &RunOptions, hooks: Vec<Box<dyn StepHook>>) -> Result<RunReport
     } else {
         model
     };
-    let (model, start) = match &resume {
+    let check = |dir: &Path, peft: &adapters::PeftConfig| -> Result<()> {
+        let saved = adapters::section_of(peft);
+        if saved.rank != cfg.adapter.rank || saved.kind != cfg.adapter.kind || saved.alpha != cfg.adapter.alpha {
+            bail!(
+                "{}: this adapter ({} r={} alpha={}) differs from the config's ({} r={} alpha={})",
+                dir.display(),
+                saved.kind,
+                saved.rank,
+                saved.alpha,
+                cfg.adapter.kind,
+                cfg.adapter.rank,
+                cfg.adapter.alpha
+            );
+        }
+        Ok(())
+    };
+    let (model, start, resume_dir) = match resume {
         Some((dir, state)) => {
-            let (m, peft) = adapters::load_peft(model, dir, &device)?;
-            let saved = adapters::section_of(&peft);
-            if saved.rank != cfg.adapter.rank || saved.kind != cfg.adapter.kind || saved.alpha != cfg.adapter.alpha {
-                bail!("{}: the checkpoint's adapter ({} r={} alpha={}) differs from the config's", dir.display(), saved.kind, saved.rank, saved.alpha);
-            }
+            let (m, peft) = adapters::load_peft(model, &dir, &device)?;
+            check(&dir, &peft)?;
             println!("resuming from {} (step {})", dir.display(), state.step);
-            (m, state.clone())
+            (m, state, Some(dir))
         }
         None => {
-            device.seed(cfg.train.seed ^ 0xada);
-            let (m, paths) = adapters::apply(model, &cfg.adapter, &device)?;
-            if !opts.quiet {
-                println!("{} adapters ({}, r={}, alpha={}) on {} projections", cfg.adapter.kind, cfg.adapter.kind, cfg.adapter.rank, cfg.adapter.alpha, paths.len());
-            }
-            (m, RunState { step: 0, micro_batches: 0, bad_steps: 0, seed: cfg.train.seed, train_loss: f64::NAN })
+            let fresh = RunState { step: 0, micro_batches: 0, bad_steps: 0, seed: cfg.train.seed, train_loss: f64::NAN };
+            let m = match &cfg.adapter.init_from {
+                Some(dir) => {
+                    let (m, peft) = adapters::load_peft(model, dir, &device)?;
+                    check(dir, &peft)?;
+                    println!("starting from the adapter in {}", dir.display());
+                    m
+                }
+                None => {
+                    device.seed(cfg.train.seed ^ 0xada);
+                    let (m, paths) = adapters::apply(model, &cfg.adapter, &device)?;
+                    println!(
+                        "{} adapters (r={}, alpha={}) on {} projections",
+                        cfg.adapter.kind,
+                        cfg.adapter.rank,
+                        cfg.adapter.alpha,
+                        paths.len()
+                    );
+                    m
+                }
+            };
+            (m, fresh, None)
         }
     };
-    let params = adapters::trainable_params(&model);
+    Ok(Prepared { cfg, config_text, device, run_dir, base_dir, model, start, resume_dir, tok })
+}
 
+/// Runs training as configured; `hooks` are consulted between optimizer steps besides the
+/// thermal scheduler and the dashboard keys.
+pub fn run(opts: &RunOptions, hooks: Vec<Box<dyn StepHook>>) -> Result<RunReport> {
+    let p = prepare(opts)?;
     let tpl = ChatTemplate::default();
-    let train_docs = load_documents(&cfg.data.train, &cfg.data, &tok, &tpl)?;
-    report_data("train", &train_docs);
-    let eval_docs = if cfg.data.eval.is_empty() {
-        None
-    } else {
-        let d = load_documents(&cfg.data.eval, &cfg.data, &tok, &tpl)?;
-        report_data("eval", &d);
-        Some(d)
-    };
-    let pad_id = tok.require("<|endoftext|>")?;
-    let spec = StreamSpec {
-        seed: cfg.train.seed,
-        seq_len: cfg.data.max_seq_len,
-        batch_size: cfg.train.batch_size,
-        grad_accum: cfg.train.grad_accum,
-        pad_id,
-        pack: cfg.data.pack,
-    };
-    let stream = RowStream::new(Arc::new(train_docs.docs), spec.clone());
-    let inner = device.clone();
-    let train_loader = TrainLoader::new(stream, start.step, cfg.train.max_steps, inner.clone());
-    let eval_loader = match &eval_docs {
-        Some(d) => EvalLoader::new(&d.docs, &spec, cfg.train.eval_batches, inner.clone()),
-        None => EvalLoader::new(&[], &spec, 0, inner.clone()),
-    };
+    let pad_id = p.tok.require("<|endoftext|>")?;
+    let inner = p.device.clone();
+    let t = p.cfg.train.clone();
+    match t.objective.as_str() {
+        "orpo" => {
+            let train = load_pairs(&p.cfg.data.train, &p.cfg.data, &p.tok, &tpl)?;
+            println!(
+                "train: {} pairs ({} dropped: a response lost every token to max_seq_len, {} bad lines skipped)",
+                train.pairs.len(),
+                train.dropped_truncated,
+                train.bad_lines.len()
+            );
+            let eval = if p.cfg.data.eval.is_empty() {
+                Vec::new()
+            } else {
+                let e = load_pairs(&p.cfg.data.eval, &p.cfg.data, &p.tok, &tpl)?;
+                println!("eval: {} pairs", e.pairs.len());
+                e.pairs
+            };
+            let stream = PairStream::new(Arc::new(train.pairs), t.seed, t.batch_size, t.grad_accum);
+            let tl = PairLoader::new(stream, p.start.step, t.max_steps, pad_id, inner.clone());
+            let el = PairEvalLoader::new(&eval, t.batch_size, t.eval_batches, pad_id, inner);
+            let lambda = p.cfg.orpo.lambda;
+            let model = p.model.clone();
+            launch(p, OrpoLm { model, lambda }, Arc::new(tl), Arc::new(el), hooks, opts.quiet)
+        }
+        _ => {
+            let train = load_documents(&p.cfg.data.train, &p.cfg.data, &p.tok, &tpl)?;
+            report_data("train", &train);
+            let eval = if p.cfg.data.eval.is_empty() {
+                Vec::new()
+            } else {
+                let d = load_documents(&p.cfg.data.eval, &p.cfg.data, &p.tok, &tpl)?;
+                report_data("eval", &d);
+                d.docs
+            };
+            let spec = StreamSpec {
+                seed: t.seed,
+                seq_len: p.cfg.data.max_seq_len,
+                batch_size: t.batch_size,
+                grad_accum: t.grad_accum,
+                pad_id,
+                pack: p.cfg.data.pack,
+            };
+            let stream = RowStream::new(Arc::new(train.docs), spec.clone());
+            let tl = TrainLoader::new(stream, p.start.step, t.max_steps, inner.clone());
+            let el = EvalLoader::new(&eval, &spec, t.eval_batches, inner);
+            let model = p.model.clone();
+            launch(p, CausalLm { model }, Arc::new(tl), Arc::new(el), hooks, opts.quiet)
+        }
+    }
+}
 
+/// The burn-train side: learner, checkpointers, renderer, the step strategy; then the final
+/// adapter.
+fn launch<M>(
+    p: Prepared,
+    model: M,
+    train: Arc<dyn DataLoader<<M as TrainStep>::Input>>,
+    eval: Arc<dyn DataLoader<<M as InferenceStep>::Input>>,
+    mut hooks: Vec<Box<dyn StepHook>>,
+    quiet: bool,
+) -> Result<RunReport>
+where
+    M: LearnerModel + Objective,
+    <M as TrainStep>::Output: Report,
+    <M as InferenceStep>::Output: Report,
+{
+    let cfg = &p.cfg;
     let t = &cfg.train;
     let optim = AdamWConfig::new()
         .with_beta_1(t.beta1 as f32)
@@ -183,37 +281,62 @@ pub fn run(opts: &RunOptions, hooks: Vec<Box<dyn StepHook>>) -> Result<RunReport
         .with_weight_decay(t.weight_decay as f32)
         .init();
     let sched = WarmupCosine::new(t.learning_rate, t.min_lr, t.warmup_steps, t.max_steps);
-    let mut learner = Learner::new(CausalLm { model }.train(), optim, sched);
-    if let Some((dir, _)) = &resume {
+    let mut learner = Learner::new(model.train(), optim, sched);
+    if let Some(dir) = &p.resume_dir {
         learner.load_optim(checkpoint::load_optimizer(dir)?);
         learner.load_scheduler(checkpoint::load_scheduler(dir)?);
     }
-    let metrics = Arc::new(MetricsFile::open(&run_dir, resume.as_ref().map(|(_, s)| s.step))?);
+    let run_dir = p.run_dir.clone();
+    let metrics = Arc::new(MetricsFile::open(&run_dir, p.resume_dir.as_ref().map(|_| p.start.step))?);
+
+    // Thermal scheduler + dashboard keys.
+    let (scheduler, mut warnings) = ThermalScheduler::from_config(&cfg.thermal)?;
+    let controls = TrainControls::new();
+    let live = scheduler.live();
+    let managed = scheduler.is_managed();
+    let total = t.max_steps;
+    let t0 = std::time::Instant::now();
+    let mut writer = MetricsWriter::create(&run_dir)?;
+    let scheduler = scheduler
+        .with_pause_flag(controls.pause_flag())
+        .with_stop_flag(controls.stop_flag())
+        .with_observer(Box::new(move |ev, totals, limits| {
+            let r = MetricsRecord::thermal(ev.step, total, 1, t0.elapsed().as_secs_f64(), ev, totals, limits);
+            let _ = writer.write(&r);
+        }));
+    hooks.insert(0, Box::new(ThermalHook { scheduler, controls: controls.clone(), totals: Arc::new(Mutex::new(None)) }));
+    let tty = !quiet && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let feed = RecordFeed::new();
+    let renderer: Box<dyn MetricsRenderer> = if tty {
+        renderer_with_feed(controls.clone(), managed.then_some(live), Some(feed.clone()))
+    } else {
+        Box::new(crate::renderer::LineRenderer)
+    };
+
     let outcome = Arc::new(Mutex::new(Outcome::default()));
     let written = Arc::new(Written::default());
-    let strategy = StepStrategy {
-        device: device.clone().autodiff(),
+    let strategy = StepStrategy::<M> {
+        device: p.device.clone().autodiff(),
         cfg: cfg.clone(),
-        config_text,
+        config_text: p.config_text.clone(),
         run_dir: run_dir.clone(),
-        base_name: Some(base_dir.display().to_string()),
-        start,
-        params,
+        base_name: Some(p.base_dir.display().to_string()),
+        start: p.start.clone(),
+        params: adapters::trainable_params(&p.model),
         written: written.clone(),
         metrics,
         hooks: Mutex::new(hooks),
         outcome: outcome.clone(),
-        quiet: opts.quiet,
+        quiet: quiet || tty,
+        feed: tty.then_some(feed),
         _model: std::marker::PhantomData,
     };
     let staged = |name| StagedCheckpointer { run: run_dir.clone(), name, written: written.clone() };
-    let training = SupervisedTraining::new(&run_dir, Arc::new(train_loader), Arc::new(eval_loader))
+    let training = SupervisedTraining::new(&run_dir, train, eval)
         .with_training_strategy(TrainingStrategy::Custom(Arc::new(strategy)))
         .with_custom_checkpointers(AdapterOnlyModel, staged("optim"), staged("scheduler"))
         .with_checkpointing_strategy(AlwaysSave)
-        .metric_train_numeric(LossMetric::new())
-        .metric_valid_numeric(LossMetric::new())
-        .renderer(Box::new(crate::renderer::LineRenderer))
+        .renderer(renderer)
         .with_application_logger(None)
         .num_epochs(1);
     let result = training.launch(learner);
@@ -229,12 +352,22 @@ pub fn run(opts: &RunOptions, hooks: Vec<Box<dyn StepHook>>) -> Result<RunReport
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp)?;
     }
-    adapters::save_peft(&result.model.model, &cfg.adapter, Some(&base_dir.display().to_string()), &tmp)?;
+    adapters::save_peft(result.model.bit_axon(), &cfg.adapter, Some(&p.base_dir.display().to_string()), &tmp)?;
     if adapter_dir.exists() {
         std::fs::remove_dir_all(&adapter_dir)?;
     }
     std::fs::rename(&tmp, &adapter_dir)?;
-    Ok(RunReport { outcome, run_dir, adapter_dir, base_dir, peak_rss: crate::sys::peak_rss_bytes() })
+    if !managed {
+        warnings.retain(|w| !w.is_empty());
+    }
+    Ok(RunReport {
+        outcome,
+        run_dir,
+        adapter_dir,
+        base_dir: p.base_dir,
+        peak_rss: crate::sys::peak_rss_bytes(),
+        warnings,
+    })
 }
 
 fn report_data(split: &str, d: &crate::data::Documents) {
@@ -250,7 +383,7 @@ fn report_data(split: &str, d: &crate::data::Documents) {
     }
 }
 
-/// The model config a run trains (for `info`-style messages).
+/// The model config a run trains.
 pub fn model_config(cfg: &TrainConfig) -> Result<BitAxonConfig> {
     match cfg.model_path() {
         Some(p) => Ok(BitAxonConfig::from_path(&p)?),

@@ -28,7 +28,8 @@ use crate::adapters;
 use crate::checkpoint::{self, RunState, Written};
 use crate::config::{AdapterSection, TrainConfig};
 use crate::objective::{Objective, Report, Sums};
-use crate::metrics::{MetricsFile, MetricsRecord};
+use crate::metrics::{MetricsFile, MetricsRecord, RecordKind};
+use bit_axon_dashboard::{RecordFeed, names};
 use crate::rng::micro_seed;
 
 /// Asked between optimizer steps (thermal scheduler, dashboard keys).
@@ -84,6 +85,8 @@ pub struct StepStrategy<M> {
     pub hooks: Mutex<Vec<Box<dyn StepHook>>>,
     pub outcome: Arc<Mutex<Outcome>>,
     pub quiet: bool,
+    /// Records for the renderer (the dashboard), besides the metrics file.
+    pub feed: Option<RecordFeed>,
     pub _model: std::marker::PhantomData<fn() -> M>,
 }
 
@@ -130,6 +133,16 @@ where
     fn log(&self, line: &str) {
         if !self.quiet {
             println!("{line}");
+        }
+    }
+
+    /// Appends to `metrics.jsonl` and hands the record to the renderer.
+    fn emit(&self, r: &MetricsRecord) {
+        if let Err(e) = self.metrics.append(r) {
+            eprintln!("warning: cannot append to metrics.jsonl: {e:#}");
+        }
+        if let Some(f) = &self.feed {
+            f.push(r.clone());
         }
     }
 
@@ -193,7 +206,7 @@ where
         }
         processor.process_valid(LearnerEvent::EndSplit(1)).ok();
         let _ = step;
-        let (loss, metrics) = M::summarize(&sums);
+        let (loss, metrics) = model.summarize(&sums);
         loss.is_finite().then_some((loss, metrics))
     }
 }
@@ -226,7 +239,7 @@ where
         let start_time = Instant::now();
         let mut outcome = Outcome { last_step: state.step, ..Default::default() };
         processor
-            .process_train(LearnerEvent::StartSplit { epoch_number: 1, total_items: train.num_items() })
+            .process_train(LearnerEvent::StartSplit { epoch_number: 1, total_items: (total - self.start.step) as usize })
             .ok();
         if state.step == 0
             && let Some((eval, m)) = self.evaluate(&learner, &valid, &mut processor, 0)
@@ -234,7 +247,7 @@ where
             outcome.first_eval_loss = Some(eval);
             outcome.first_eval = m.clone();
             self.log_eval(0, total, &m, " (before training)");
-            self.metrics.append(&eval_record(0, total, 0.0, &m)).ok();
+            self.emit(&eval_record(0, total, 0.0, &m));
         }
         // Debugging aid for interruption tests: slow every step down.
         let step_sleep = std::env::var("BIT_AXON_TRAIN_STEP_SLEEP_MS").ok().and_then(|v| v.parse::<u64>().ok());
@@ -267,16 +280,10 @@ where
             }
             let mut grads = acc.grads();
             let norm = global_norm(&grads, &self.params);
-            let (loss, step_metrics) = M::summarize(&sums);
+            let (loss, step_metrics) = learner.model().summarize(&sums);
             state.step += 1;
             state.train_loss = loss;
-            let mut rec = MetricsRecord {
-                kind: "train".into(),
-                step: state.step,
-                total_steps: total,
-                epoch: 1,
-                ..Default::default()
-            };
+            let mut rec = MetricsRecord::new(RecordKind::Train, state.step, total, 1, start_time.elapsed().as_secs_f64());
             if !loss.is_finite() || !norm.is_finite() {
                 state.bad_steps += 1;
                 let msg = format!(
@@ -285,7 +292,7 @@ where
                 );
                 eprintln!("{msg}");
                 rec.text.insert("warning".into(), msg);
-                self.metrics.append(&rec).ok();
+                self.emit(&rec);
                 if state.bad_steps >= t.max_bad_steps {
                     outcome.error = Some(format!(
                         "stopped: {} consecutive steps with a non-finite loss or gradient norm (last at step {}); \
@@ -314,14 +321,13 @@ where
             let tok_s = tokens as f64 / busy.max(1e-9);
             rec.time_s = start_time.elapsed().as_secs_f64();
             for (k, v) in step_metrics {
-                rec.metrics.insert(k, v);
+                put(&mut rec, &k, v);
             }
-            rec.metrics.insert("Learning Rate".into(), lr.base());
-            rec.metrics.insert("Grad Norm".into(), norm);
-            rec.metrics.insert("Tokens/s".into(), tok_s);
-            rec.metrics.insert("Tokens".into(), tokens as f64);
+            put(&mut rec, names::LEARNING_RATE, lr.base());
+            put(&mut rec, names::GRAD_NORM, norm);
+            put(&mut rec, names::TOKENS_PER_SECOND, tok_s);
             if let Some(mem) = crate::sys::rss_bytes() {
-                rec.metrics.insert("Memory".into(), mem as f64);
+                put(&mut rec, names::MEMORY, mem as f64);
             }
             if let Some(item) = last {
                 let progress = Progress::new((state.step - self.start.step) as usize, (total - self.start.step) as usize, Some("steps".into()));
@@ -344,7 +350,7 @@ where
                     }
                 }
             }
-            self.metrics.append(&rec).ok();
+            self.emit(&rec);
             let log_every = (total / 20).clamp(1, 50);
             if state.step % log_every == 0 || state.step == total {
                 let dt = since_log.0.elapsed().as_secs_f64();
@@ -365,7 +371,7 @@ where
                     outcome.eval_loss = Some(eval);
                     outcome.last_eval = m.clone();
                     self.log_eval(state.step, total, &m, "");
-                    self.metrics.append(&eval_record(state.step, total, start_time.elapsed().as_secs_f64(), &m)).ok();
+                    self.emit(&eval_record(state.step, total, start_time.elapsed().as_secs_f64(), &m));
                 }
             }
             let due = (t.save_every > 0 && state.step % t.save_every == 0) || last_step;
@@ -390,20 +396,29 @@ where
         outcome.seconds = start_time.elapsed().as_secs_f64();
         outcome.stopped = stop_reason;
         outcome.summaries = self.hooks.lock().expect("hooks").iter().filter_map(|h| h.summary()).collect();
-        let mut end = MetricsRecord { kind: "end".into(), step: state.step, total_steps: total, epoch: 1, ..Default::default() };
-        end.time_s = outcome.seconds;
-        self.metrics.append(&end).ok();
+        let mut end = MetricsRecord::new(RecordKind::End, state.step, total, 1, outcome.seconds);
+        if let Some(r) = &outcome.stopped {
+            end.text.insert("Stop".into(), r.clone());
+        }
+        self.emit(&end);
         *self.outcome.lock().expect("outcome") = outcome;
         (learner.model(), processor)
     }
 }
 
 fn eval_record(step: u64, total: u64, time_s: f64, m: &[(String, f64)]) -> MetricsRecord {
-    let mut e = MetricsRecord { kind: "eval".into(), step, total_steps: total, epoch: 1, time_s, ..Default::default() };
+    let mut e = MetricsRecord::new(RecordKind::Eval, step, total, 1, time_s);
     for (k, v) in m {
-        e.metrics.insert(k.clone(), *v);
+        put(&mut e, k, *v);
     }
     e
+}
+
+/// Adds a finite metric (JSON has no NaN).
+fn put(r: &mut MetricsRecord, k: &str, v: f64) {
+    if v.is_finite() {
+        r.metrics.insert(k.to_string(), v);
+    }
 }
 
 /// The adapter section, for saving.

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bit_axon_train::checkpoint;
-use bit_axon_train::metrics::MetricsFile;
+use bit_axon_train::metrics::{MetricsFile, RecordKind};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -66,12 +66,12 @@ fn train(run: &Path, extra: &[&str], env: &[(&str, &str)]) -> Command {
     c
 }
 
-fn losses(run: &Path) -> Vec<(u64, String, u64)> {
+fn losses(run: &Path) -> Vec<(u64, RecordKind, u64)> {
     MetricsFile::read(&run.join("metrics.jsonl"))
         .unwrap()
         .into_iter()
-        .filter(|r| r.kind == "train" || r.kind == "eval")
-        .map(|r| (r.step, r.kind.clone(), r.metrics["Loss"].to_bits()))
+        .filter(|r| r.kind == RecordKind::Train || r.kind == RecordKind::Eval)
+        .map(|r| (r.step, r.kind, r.metrics["Loss"].to_bits()))
         .collect()
 }
 
@@ -105,7 +105,7 @@ fn sigkill_and_resume_reproduce_the_uninterrupted_run() {
     let out = train(&run, &["--resume"], &[]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (a, b) = (losses(&full), losses(&run));
-    assert_eq!(a.iter().filter(|l| l.1 == "train").count(), 10);
+    assert_eq!(a.iter().filter(|l| l.1 == RecordKind::Train).count(), 10);
     assert_eq!(a, b, "per-step losses differ after resume");
     assert_eq!(adapter_bytes(&full), adapter_bytes(&run), "final adapters differ");
     assert_eq!(checkpoint::list(&run).len(), 2, "keep_last = 2");

@@ -89,14 +89,17 @@ mod tests {
     fn packs_whole_documents_with_boundaries() {
         let docs = [doc(3, 10), doc(4, 20), doc(2, 30), doc(6, 40)];
         let rows = pack(&docs, 8, 0, true);
-        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].ids, vec![10, 11, 12, 20, 21, 22, 23, 0]);
         assert_eq!(rows[0].seg, vec![0, 0, 0, 1, 1, 1, 1, 2]);
         assert_eq!(rows[0].train, vec![true, true, true, true, true, true, true, false]);
         // Targets: 2 in the first document, 3 in the second; none across the boundary or pad.
         assert_eq!(rows[0].targets(), 5);
-        assert_eq!(rows[1].ids, vec![30, 31, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(rows[2].ids[..6], [40, 41, 42, 43, 44, 45]);
+        assert_eq!(rows[0].used, 7);
+        // The third document (2 tokens) does not fit; the fourth (6) fills its row exactly.
+        assert_eq!(rows[1].ids, vec![30, 31, 40, 41, 42, 43, 44, 45]);
+        assert_eq!(rows[1].seg, vec![0, 0, 1, 1, 1, 1, 1, 1]);
+        assert_eq!(rows[1].targets(), 1 + 5);
         assert_eq!(pack(&docs, 8, 0, false).len(), 4);
     }
 }
