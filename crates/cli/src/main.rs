@@ -1,10 +1,13 @@
 //! `bit-axon`: inspect Bit-Axon configs and checkpoints, and run a forward pass for parity checks.
 
 mod benchmark;
+mod download;
 mod forward;
 mod info;
+mod port;
 mod quantize;
 mod run;
+mod upload;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +30,12 @@ enum Command {
     Benchmark(benchmark::BenchmarkArgs),
     /// Writes a 4-bit (NF4 or MLX affine int4) copy of a float checkpoint that `forward`/`info` load.
     Quantize(quantize::QuantizeArgs),
+    /// Builds a Bit-Axon checkpoint from a Hugging Face Qwen2 / Qwen2.5 checkpoint (weights and tokenizer).
+    Port(port::PortArgs),
+    /// Downloads a model repository from the Hugging Face Hub (HF_ENDPOINT, HF_HOME, HF_TOKEN).
+    Download(download::DownloadArgs),
+    /// Uploads a checkpoint directory to a Hugging Face Hub model repository.
+    Upload(upload::UploadArgs),
 }
 
 fn main() {
@@ -37,6 +46,9 @@ fn main() {
         Command::Run(a) => run::run(a),
         Command::Benchmark(a) => benchmark::run(a),
         Command::Quantize(a) => quantize::run(a),
+        Command::Port(a) => port::run(a),
+        Command::Download(a) => download::run(a),
+        Command::Upload(a) => upload::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -64,6 +64,13 @@ impl MockHub {
             lfs_threshold,
             ..Default::default()
         }));
+        {
+            // The Hub stores large files as LFS objects, which an upload of the same content reuses.
+            let mut st = state.lock().unwrap();
+            let objects: Vec<(String, Vec<u8>)> =
+                st.files.values().filter(|c| c.len() > lfs_threshold).map(|c| (sha256(c), c.clone())).collect();
+            st.lfs_objects.extend(objects);
+        }
         let (st, base) = (state.clone(), url.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
