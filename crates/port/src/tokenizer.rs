@@ -86,7 +86,8 @@ impl TokenizerFile {
     /// The truncated tokenizer for `map` (see the module documentation).
     pub fn truncate(&self, map: &VocabMap) -> Result<Value> {
         let old_to_new = map.old_to_new();
-        let mut json = self.json.clone();
+        // Everything but the (large) vocabulary and merges is copied unchanged.
+        let mut json = self.json.clone_without_model_tables();
         let mut kept: HashSet<&str> = HashSet::new();
         let mut vocab = Map::new();
         let mut entries: Vec<(&String, u32)> = Vec::new();
@@ -125,6 +126,31 @@ impl TokenizerFile {
         }
         remap_post_processor(&mut json["post_processor"], &old_to_new).map_err(|e| Error::format(&self.path, e))?;
         Ok(json)
+    }
+}
+
+trait CloneWithoutTables {
+    fn clone_without_model_tables(&self) -> Value;
+}
+
+impl CloneWithoutTables for Value {
+    fn clone_without_model_tables(&self) -> Value {
+        let mut out = Map::new();
+        for (k, v) in self.as_object().into_iter().flatten() {
+            if k == "model" {
+                let model: Map<String, Value> = v
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(mk, _)| *mk != "vocab" && *mk != "merges")
+                    .map(|(mk, mv)| (mk.clone(), mv.clone()))
+                    .collect();
+                out.insert(k.clone(), Value::Object(model));
+            } else {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+        Value::Object(out)
     }
 }
 
