@@ -6,6 +6,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use bit_axon::checkpoint::{TensorFiles, decode_float};
+use memmap2::Mmap;
+use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -38,7 +40,42 @@ fn default_eps() -> f64 {
 pub struct HfCheckpoint {
     pub dir: PathBuf,
     pub config: QwenConfig,
+    /// Names, shapes, dtypes and checks (its own mappings are only used for the headers).
     pub files: TensorFiles,
+    /// The mappings tensor data is read from: after a tensor is decoded its pages are released
+    /// (`MADV_DONTNEED`), so resident memory does not grow with the source size.
+    maps: HashMap<PathBuf, DataMap>,
+}
+
+struct DataMap {
+    map: Mmap,
+    ranges: HashMap<String, (usize, usize)>,
+}
+
+impl DataMap {
+    fn open(path: &Path) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        // SAFETY: read-only mapping of a checkpoint that is not modified while porting; the
+        // header was validated by `TensorFiles::open` and ranges are checked below.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let (n, meta) = SafeTensors::read_metadata(&map)
+            .map_err(|e| Error::format(path, format!("bad safetensors header: {e}")))?;
+        let ranges = meta
+            .tensors()
+            .into_iter()
+            .map(|(k, t)| (k, (8 + n + t.data_offsets.0, 8 + n + t.data_offsets.1)))
+            .collect();
+        Ok(Self { map, ranges })
+    }
+
+    /// Drops the resident pages of a byte range (they are re-read from the file if needed).
+    fn release(&self, start: usize, len: usize) {
+        #[cfg(unix)]
+        // SAFETY: the mapping is read-only and file-backed, so discarding its pages loses nothing.
+        let _ = unsafe { self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, len) };
+        #[cfg(not(unix))]
+        let _ = (start, len);
+    }
 }
 
 impl HfCheckpoint {
@@ -79,7 +116,8 @@ impl HfCheckpoint {
                 }
             }
         }
-        Ok(Self { dir: dir.to_path_buf(), config, files })
+        let maps = paths.iter().map(|p| Ok((p.clone(), DataMap::open(p)?))).collect::<Result<_>>()?;
+        Ok(Self { dir: dir.to_path_buf(), config, files, maps })
     }
 
     /// Key of the token embedding.
@@ -96,15 +134,37 @@ impl HfCheckpoint {
         }
     }
 
+    /// The checked data range of `name` (shape `shape`) in its data mapping.
+    fn data(&self, name: &str, shape: &[usize]) -> Result<(&DataMap, usize, usize, Dtype)> {
+        let (_, dtype) = self.files.bytes(name, shape)?; // existence and shape checks, no data read
+        let path = self.files.file_of(name).unwrap_or(&self.dir);
+        let dm = self.maps.get(path).ok_or_else(|| Error::format(path, "shard not mapped"))?;
+        let &(s, e) =
+            dm.ranges.get(name).ok_or_else(|| Error::format(path, format!("tensor `{name}` not in header")))?;
+        if e > dm.map.len() || s > e {
+            return Err(Error::format(path, format!("tensor `{name}` lies outside the file")));
+        }
+        Ok((dm, s, e, dtype))
+    }
+
     /// A whole tensor with exactly `shape`, as f32.
     pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        Ok(self.files.read_f32(name, shape)?)
+        let (dm, s, e, dtype) = self.data(name, shape)?;
+        let out = decode_float(&dm.map[s..e], dtype).ok_or_else(|| {
+            Error::format(
+                self.files.file_of(name).unwrap_or(&self.dir),
+                format!("tensor `{name}` is {dtype:?}, not a float"),
+            )
+        });
+        dm.release(s, e - s);
+        out
     }
 
     /// Rows `ids` of a matrix `[rows, cols]`, as f32 `[ids.len(), cols]`; an id ≥ `rows` gives
     /// `None` in `present` and zeros in the output. Only those rows are decoded.
     pub fn rows(&self, name: &str, shape: [usize; 2], ids: &[u32]) -> Result<(Vec<f32>, Vec<bool>)> {
-        let (bytes, dtype) = self.files.bytes(name, &shape)?;
+        let (dm, s, e, dtype) = self.data(name, &shape)?;
+        let bytes = &dm.map[s..e];
         let [rows, cols] = shape;
         let esize = bytes.len() / (rows * cols).max(1);
         let mut out = vec![0.0f32; ids.len() * cols];
@@ -124,6 +184,7 @@ impl HfCheckpoint {
             out[k * cols..(k + 1) * cols].copy_from_slice(&v);
             present[k] = true;
         }
+        dm.release(s, e - s);
         Ok((out, present))
     }
 }

@@ -144,7 +144,8 @@ pub fn port(opts: &PortOptions) -> Result<PortReport> {
     let device = Device::flex();
     device.seed(opts.seed);
     let mut rng = GaussianRng::new(opts.seed);
-    let mut out = StreamWriter::create(&opts.output.join("model.safetensors"))?;
+    let expected_tensors = bit_axon::params::model_tensors(cfg).len() + 1;
+    let mut out = StreamWriter::create(&opts.output.join("model.safetensors"), expected_tensors)?;
     let mut entries = Vec::new();
     let dname = |d: FloatDtype| format!("{d:?}").to_lowercase();
 

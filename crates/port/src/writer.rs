@@ -1,11 +1,12 @@
-//! A safetensors writer that streams: each tensor's bytes go to a side file as soon as the
-//! tensor is produced, and [`StreamWriter::finish`] writes the header followed by those bytes
-//! into the final file (temporary name, fsync, rename). Memory holds one tensor at a time,
-//! never the whole checkpoint.
+//! A safetensors writer that streams: each tensor's bytes are written as soon as the tensor is
+//! produced, after room reserved for the header; [`StreamWriter::finish`] writes the header
+//! (padded with spaces to the reserved size, which the format allows) at the start, fsyncs and
+//! renames the temporary file into place. Memory holds one tensor at a time and the data is
+//! written once. If the header outgrows the reservation the data is copied behind a new header.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use bit_axon::checkpoint::OwnedTensor;
@@ -16,23 +17,23 @@ use crate::error::{Error, Result};
 
 pub struct StreamWriter {
     path: PathBuf,
-    data_path: PathBuf,
+    tmp: PathBuf,
     data: BufWriter<File>,
     header: serde_json::Map<String, Value>,
+    /// Bytes reserved for the header JSON (a multiple of 8).
+    reserved: usize,
     offset: usize,
 }
 
 impl StreamWriter {
-    pub fn create(path: &Path) -> Result<Self> {
-        let data_path = path.with_extension("safetensors.data.tmp");
-        let file = File::create(&data_path).map_err(|e| Error::io(&data_path, e))?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            data_path,
-            data: BufWriter::new(file),
-            header: Default::default(),
-            offset: 0,
-        })
+    /// Creates `path` (through a temporary file), reserving header room for about `expected_tensors`.
+    pub fn create(path: &Path, expected_tensors: usize) -> Result<Self> {
+        let tmp = path.with_extension("safetensors.tmp");
+        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let reserved = (4096 + 256 * expected_tensors).next_multiple_of(8);
+        let mut data = BufWriter::with_capacity(1 << 20, file);
+        data.write_all(&vec![b' '; 8 + reserved]).map_err(|e| Error::io(&tmp, e))?;
+        Ok(Self { path: path.to_path_buf(), tmp, data, header: Default::default(), reserved, offset: 0 })
     }
 
     /// Appends one tensor; names must be unique.
@@ -41,7 +42,7 @@ impl StreamWriter {
             return Err(Error::format(&self.path, format!("tensor `{name}` written twice")));
         }
         let data = t.data();
-        self.data.write_all(&data).map_err(|e| Error::io(&self.data_path, e))?;
+        self.data.write_all(&data).map_err(|e| Error::io(&self.tmp, e))?;
         let end = self.offset + data.len();
         self.header.insert(
             name.to_string(),
@@ -51,30 +52,41 @@ impl StreamWriter {
         Ok(())
     }
 
-    /// Writes the final file (header + data) and removes the side file.
-    pub fn finish(mut self, metadata: BTreeMap<String, String>) -> Result<()> {
-        self.data.flush().map_err(|e| Error::io(&self.data_path, e))?;
-        drop(self.data);
-        let mut header = self.header;
+    /// Writes the header, syncs and moves the file into place.
+    pub fn finish(self, metadata: BTreeMap<String, String>) -> Result<()> {
+        let Self { path, tmp, data, mut header, reserved, .. } = self;
+        let io = |e| Error::io(&tmp, e);
+        let mut file = data.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?;
         if !metadata.is_empty() {
             header.insert("__metadata__".into(), json!(metadata));
         }
         let mut text = serde_json::to_string(&Value::Object(header)).expect("header serialises");
-        while text.len() % 8 != 0 {
-            text.push(' ');
+        if text.len() <= reserved {
+            text.extend(std::iter::repeat_n(' ', reserved - text.len()));
+            file.seek(SeekFrom::Start(0)).map_err(io)?;
+            file.write_all(&(reserved as u64).to_le_bytes()).map_err(io)?;
+            file.write_all(text.as_bytes()).map_err(io)?;
+        } else {
+            // Rare: copy the data behind a larger header.
+            while text.len() % 8 != 0 {
+                text.push(' ');
+            }
+            let tmp2 = path.with_extension("safetensors.tmp2");
+            let mut out = BufWriter::new(File::create(&tmp2).map_err(|e| Error::io(&tmp2, e))?);
+            out.write_all(&(text.len() as u64).to_le_bytes()).map_err(|e| Error::io(&tmp2, e))?;
+            out.write_all(text.as_bytes()).map_err(|e| Error::io(&tmp2, e))?;
+            drop(file);
+            let mut src = File::open(&tmp).map_err(io)?;
+            src.seek(SeekFrom::Start(8 + reserved as u64)).map_err(io)?;
+            std::io::copy(&mut src, &mut out).map_err(|e| Error::io(&tmp2, e))?;
+            drop(src);
+            std::fs::remove_file(&tmp).map_err(io)?;
+            std::fs::rename(&tmp2, &tmp).map_err(io)?;
+            file = out.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?;
         }
-        let tmp = self.path.with_extension("safetensors.tmp");
-        let io = |e| Error::io(&tmp, e);
-        let mut out = BufWriter::new(File::create(&tmp).map_err(io)?);
-        out.write_all(&(text.len() as u64).to_le_bytes()).map_err(io)?;
-        out.write_all(text.as_bytes()).map_err(io)?;
-        let mut data = File::open(&self.data_path).map_err(|e| Error::io(&self.data_path, e))?;
-        std::io::copy(&mut data, &mut out).map_err(io)?;
-        let file = out.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?;
         file.sync_all().map_err(io)?;
         drop(file);
-        std::fs::remove_file(&self.data_path).map_err(|e| Error::io(&self.data_path, e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| Error::io(&self.path, e))
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
     }
 }
 
@@ -88,7 +100,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("bit-axon-port-writer-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("w.safetensors");
-        let mut w = StreamWriter::create(&path).unwrap();
+        let mut w = StreamWriter::create(&path, 2).unwrap();
         w.push("a", &OwnedTensor::from_f32(&[1.0, 2.0, 3.0], vec![3], FloatDtype::F32)).unwrap();
         w.push("b", &OwnedTensor::from_f32(&[0.5, -1.0], vec![1, 2], FloatDtype::BF16)).unwrap();
         assert!(w.push("a", &OwnedTensor::from_f32(&[1.0], vec![1], FloatDtype::F32)).is_err());
@@ -96,7 +108,20 @@ mod tests {
         let f = TensorFiles::open(&path, std::slice::from_ref(&path)).unwrap();
         assert_eq!(f.read_f32("a", &[3]).unwrap(), vec![1.0, 2.0, 3.0]);
         assert_eq!(f.read_f32("b", &[1, 2]).unwrap(), vec![0.5, -1.0]);
-        assert!(!dir.join("w.safetensors.data.tmp").exists());
+        assert!(!dir.join("w.safetensors.tmp").exists());
+        // A header larger than the reservation (0 tensors expected, 300 long names) still works.
+        let path2 = dir.join("big.safetensors");
+        let mut w = StreamWriter::create(&path2, 0).unwrap();
+        for i in 0..300 {
+            let t = OwnedTensor::from_f32(&[i as f32], vec![1], FloatDtype::F32);
+            w.push(&format!("a_rather_long_tensor_name_to_overflow_the_reserved_header_{i:04}"), &t).unwrap();
+        }
+        w.finish(BTreeMap::new()).unwrap();
+        let f = TensorFiles::open(&path2, std::slice::from_ref(&path2)).unwrap();
+        assert_eq!(
+            f.read_f32("a_rather_long_tensor_name_to_overflow_the_reserved_header_0299", &[1]).unwrap(),
+            vec![299.0]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
