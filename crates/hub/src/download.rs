@@ -127,10 +127,10 @@ fn verify(repo: &str, f: &RepoFile, local: &Path) -> Result<&'static str> {
         expected,
         found,
     };
-    if let Some(size) = f.size {
-        if size != h.size {
-            return Err(bad("size", format!("{size} bytes"), format!("{} bytes", h.size)));
-        }
+    if let Some(size) = f.size
+        && size != h.size
+    {
+        return Err(bad("size", format!("{size} bytes"), format!("{} bytes", h.size)));
     }
     if let Some(sha) = &f.sha256 {
         if !sha.eq_ignore_ascii_case(&h.sha256) {

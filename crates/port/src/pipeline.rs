@@ -35,6 +35,9 @@ use crate::transforms::{fit_matrix, init_routed_experts, pad_rms_norm};
 use crate::vocab::{self, CHAT_SPECIALS, VocabMap};
 use crate::writer::StreamWriter;
 
+/// A source MLP matrix fitted to the shared expert: values, source key, source and target shapes.
+type Projected = (Vec<f32>, String, (usize, usize), (usize, usize));
+
 /// How the kept vocabulary is chosen.
 #[derive(Debug, Clone)]
 pub enum VocabSource {
@@ -206,7 +209,7 @@ pub fn port(opts: &PortOptions) -> Result<PortReport> {
         drop(block);
         let q = format!("model.layers.{i}");
         // The MLP projected into the shared expert (also the base of the routed experts).
-        let mut shared: BTreeMap<&str, (Vec<f32>, String, (usize, usize), (usize, usize))> = BTreeMap::new();
+        let mut shared: BTreeMap<&str, Projected> = BTreeMap::new();
         if cfg.layer_kind(i).has_moe() {
             for p in ["gate_proj", "up_proj", "down_proj"] {
                 let key = format!("{q}.mlp.{p}.weight");

@@ -68,7 +68,7 @@ impl StreamWriter {
             file.write_all(text.as_bytes()).map_err(io)?;
         } else {
             // Rare: copy the data behind a larger header.
-            while text.len() % 8 != 0 {
+            while !text.len().is_multiple_of(8) {
                 text.push(' ');
             }
             let tmp2 = path.with_extension("safetensors.tmp2");

@@ -62,10 +62,10 @@ fn merge_closed(tok: &TokenizerFile, map: &VocabMap) {
         first.entry(format!("{a}{b}")).or_insert((a, b));
     }
     for (t, id) in &tok.vocab {
-        if kept.contains(id) {
-            if let Some((a, b)) = first.get(t) {
-                assert!(kept.contains(&tok.vocab[*a]) && kept.contains(&tok.vocab[*b]), "`{t}` kept without its parts");
-            }
+        if kept.contains(id)
+            && let Some((a, b)) = first.get(t)
+        {
+            assert!(kept.contains(&tok.vocab[*a]) && kept.contains(&tok.vocab[*b]), "`{t}` kept without its parts");
         }
     }
     // The byte alphabet is always kept.
