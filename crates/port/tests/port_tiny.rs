@@ -289,3 +289,18 @@ fn without_a_tokenizer_the_map_is_first_n() {
         std::fs::remove_dir_all(d).unwrap();
     }
 }
+
+#[test]
+fn untied_target_head_takes_the_source_rows() {
+    let out = tmp("untied");
+    let cfg = BitAxonConfig { weight_tying: false, ..BitAxonConfig::small() };
+    let report = port(&PortOptions::new(&fixture(), &out, cfg.clone())).unwrap();
+    let head = report.tensors.iter().find(|t| t.name == "lm_head.weight").unwrap();
+    assert_eq!((head.action, head.source.as_str()), (Action::Transformed, "model.embed_tokens.weight"));
+    let dst = open(&out);
+    // The tied source head is its embedding: the untied target head gets the same kept rows.
+    assert!(read(&dst, "lm_head.weight") == read(&dst, "embed_tokens.weight"));
+    let (_, model, load) = BitAxonModel::load(&out, &Device::flex()).unwrap();
+    assert!(load.unused.is_empty() && model.lm_head.is_some());
+    std::fs::remove_dir_all(&out).unwrap();
+}
