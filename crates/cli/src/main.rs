@@ -1,11 +1,14 @@
 //! `bit-axon`: inspect Bit-Axon configs and checkpoints, and run a forward pass for parity checks.
 
 mod benchmark;
+mod download;
 mod forward;
 mod info;
 mod merge;
+mod port;
 mod quantize;
 mod run;
+mod upload;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +33,12 @@ enum Command {
     Quantize(quantize::QuantizeArgs),
     /// Folds a LoRA/DoRA adapter (PEFT layout) into its base model and writes a checkpoint.
     Merge(merge::MergeArgs),
+    /// Builds a Bit-Axon checkpoint from a Hugging Face Qwen2 / Qwen2.5 checkpoint (weights and tokenizer).
+    Port(port::PortArgs),
+    /// Downloads a model repository from the Hugging Face Hub (HF_ENDPOINT, HF_HOME, HF_TOKEN).
+    Download(download::DownloadArgs),
+    /// Uploads a checkpoint directory to a Hugging Face Hub model repository.
+    Upload(upload::UploadArgs),
 }
 
 fn main() {
@@ -41,6 +50,9 @@ fn main() {
         Command::Benchmark(a) => benchmark::run(a),
         Command::Quantize(a) => quantize::run(a),
         Command::Merge(a) => merge::run(a),
+        Command::Port(a) => port::run(a),
+        Command::Download(a) => download::run(a),
+        Command::Upload(a) => upload::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -37,6 +37,6 @@ impl StepHook for ThermalHook {
     fn metrics(&mut self, _rec: &mut MetricsRecord) {}
 
     fn summary(&self) -> Option<String> {
-        self.scheduler.is_managed().then(|| format!("thermal: {}", self.scheduler.totals()))
+        self.scheduler.is_managed().then(|| self.scheduler.totals().to_string())
     }
 }
