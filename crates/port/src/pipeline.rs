@@ -195,8 +195,8 @@ pub fn port(opts: &PortOptions) -> Result<PortReport> {
 
     // Bridges: no source.
     let mut sv = Saver::new(opts.dtype, opts.expert_dtype);
-    sv.projection("input_proj", &Projection::Float(LinearConfig::new(ds, h).with_bias(false).init(&device)));
-    sv.projection("output_proj", &Projection::Float(LinearConfig::new(h, ds).with_bias(false).init(&device)));
+    sv.projection("input_proj", &Projection::float(LinearConfig::new(ds, h).with_bias(false).init(&device)));
+    sv.projection("output_proj", &Projection::float(LinearConfig::new(h, ds).with_bias(false).init(&device)));
     flush_initialised(&mut sv, &mut out, &mut entries)?;
 
     // Blocks.
