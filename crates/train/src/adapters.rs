@@ -251,7 +251,7 @@ pub fn load_peft(model: BitAxonModel, dir: &Path, device: &Device) -> Result<(Bi
                 p.adapter = Some(a);
                 seen.insert(path.to_string());
             }
-            Err(e) => err = Some(e.context(format!("{}", file.display()))),
+            Err(e) => err = Some(e),
         }
     });
     if let Some(e) = err {
