@@ -9,4 +9,6 @@ rm -rf "$OUT"
 $T --config configs/sft.toml --set output.dir="$OUT/sft" | tee "$OUT.sft.log"
 $T --config configs/orpo.toml --set output.dir="$OUT/orpo" \
    --set model.path="$OUT/sft/base" --set adapter.init_from="$OUT/sft/adapter" | tee "$OUT.orpo.log"
-python3 experiments/sft-orpo/plot.py "$OUT/orpo/metrics.jsonl" experiments/sft-orpo/orpo-eval.png
+$T --config configs/orpo.toml --set output.dir="$OUT/orpo-l1" --set orpo.lambda=1.0 \
+   --set model.path="$OUT/sft/base" --set adapter.init_from="$OUT/sft/adapter" | tee "$OUT.orpo-l1.log"
+python3 experiments/sft-orpo/plot.py experiments/sft-orpo/orpo-eval.png "λ=0.1=$OUT/orpo/metrics.jsonl" "λ=1.0=$OUT/orpo-l1/metrics.jsonl"

@@ -1,0 +1,43 @@
+#!/bin/bash
+# QLoRA training throughput of the `medium` preset (1.48B parameters, NF4 base + LoRA r16) on the
+# H200 (device tool), from the repo root. Build here first:
+#   CARGO_TARGET_DIR=/work/cuda-target CUDARC_CUDA_VERSION=13000 cargo build --release -p train --features cuda
+#   mkdir -p target/gpu-bench && strip -o /tmp/train.cuda /work/cuda-target/release/train \
+#     && xz -T2 -c /tmp/train.cuda > target/gpu-bench/train.xz
+#   device: run(command="bash experiments/train-bench/run.sh", carry=["target/gpu-bench"])
+# Writes $OUT/train-bench.txt (log + GPU memory samples) and $OUT/metrics.jsonl.
+XZ=${TRAIN_XZ:-target/gpu-bench/train.xz}
+NV=$(python3 -c 'import nvidia; print(list(nvidia.__path__)[0])' 2>/dev/null)
+NVRTC=$(find /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib $NV -name 'libnvrtc.so.13*' 2>/dev/null | head -1)
+export LD_LIBRARY_PATH=$(dirname "$NVRTC"):${LD_LIBRARY_PATH:-}
+[ -z "${CUDA_PATH:-}" ] && [ -d /usr/local/cuda/include ] && export CUDA_PATH=/usr/local/cuda
+[ -z "${CUDA_PATH:-}" ] && [ -d "$NV/cu13/include" ] && export CUDA_PATH=$NV/cu13
+B=/tmp/train
+if command -v xz >/dev/null; then xz -dc $XZ > $B; else python3 -c "import lzma,shutil; shutil.copyfileobj(lzma.open('$XZ'), open('$B','wb'))"; fi
+chmod +x $B
+O=${OUT:-/tmp}
+nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 1000 > $O/gpu-mem.txt 2>/dev/null &
+SMI=$!
+{
+  nvidia-smi -L
+  t=$(date +%s)
+  timeout ${TRAIN_TIMEOUT:-480} $B --config configs/qlora-gpu.toml \
+    --set 'model.preset="medium"' --set train.max_steps=${STEPS:-40} --set train.batch_size=4 \
+    --set train.grad_accum=1 --set data.max_seq_len=2048 --set train.eval_every=0 \
+    --set train.save_every=1000 --set output.dir=/tmp/run-medium-qlora
+  echo "exit $? after $(( $(date +%s) - t )) s"
+  kill $SMI
+  echo "peak GPU memory used (MiB): $(sort -n $O/gpu-mem.txt | tail -1)"
+  cp /tmp/run-medium-qlora/metrics.jsonl $O/ 2>/dev/null
+  python3 - <<'PY'
+import json
+rs = [json.loads(l) for l in open("/tmp/run-medium-qlora/metrics.jsonl") if '"kind":"train"' in l]
+for r in rs:
+    m = r["metrics"]
+    print(f"step {r['step']:>3}  t={r['time_s']:8.1f}s  loss {m.get('Loss', float('nan')):.4f}  tok/s {m.get('Tokens/s', 0):9.0f}")
+late = rs[len(rs) // 2:]
+if late:
+    tok = sorted(r["metrics"].get("Tokens/s", 0) for r in late)
+    print(f"median tokens/s over steps {late[0]['step']}..{late[-1]['step']}: {tok[len(tok) // 2]:.0f}")
+PY
+} 2>&1 | tee $O/train-bench.txt
