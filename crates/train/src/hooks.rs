@@ -1,12 +1,9 @@
 //! Between-step hooks wired into the training loop: the thermal scheduler (pause, throttle,
 //! set-point, critical stop) and the dashboard's keys (pause, save now, graceful stop).
 
-use std::sync::{Arc, Mutex};
-
 use bit_axon_dashboard::TrainControls;
 use bit_axon_thermal::{Gate, ThermalScheduler};
 
-use crate::metrics::MetricsRecord;
 use crate::strategy::{HookAction, StepHook};
 
 /// The thermal scheduler, consulted after every optimizer step; also waits while the user's
@@ -14,14 +11,11 @@ use crate::strategy::{HookAction, StepHook};
 pub struct ThermalHook {
     pub scheduler: ThermalScheduler,
     pub controls: TrainControls,
-    /// Filled when the scheduler is dropped into `summary`.
-    pub totals: Arc<Mutex<Option<String>>>,
 }
 
 impl StepHook for ThermalHook {
     fn after_step(&mut self, step: u64, busy_s: f64) -> HookAction {
         let gate = self.scheduler.gate(step, busy_s);
-        *self.totals.lock().expect("totals") = Some(self.scheduler.totals().to_string());
         if let Gate::CriticalStop { temp_c } = gate {
             return HookAction::SaveAndStop(format!("critical temperature {temp_c:.1} °C: checkpoint saved, run stopped"));
         }
@@ -33,8 +27,6 @@ impl StepHook for ThermalHook {
         }
         HookAction::Continue
     }
-
-    fn metrics(&mut self, _rec: &mut MetricsRecord) {}
 
     fn summary(&self) -> Option<String> {
         self.scheduler.is_managed().then(|| self.scheduler.totals().to_string())

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
 use bit_axon::device::parse_device;
-use bit_axon::{BitAxonConfig, BitAxonModel, SaveOptions};
+use bit_axon::{BitAxonModel, SaveOptions};
 use bit_axon_dashboard::{MetricsRecord, MetricsWriter, RecordFeed, TrainControls, renderer_with_feed};
 use bit_axon_inference::{ChatTemplate, TextTokenizer, byte_level_tokenizer_json};
 use bit_axon_quant::QuantFormat;
@@ -290,7 +290,7 @@ where
     let metrics = Arc::new(MetricsFile::open(&run_dir, p.resume_dir.as_ref().map(|_| p.start.step))?);
 
     // Thermal scheduler + dashboard keys.
-    let (scheduler, mut warnings) = ThermalScheduler::from_config(&cfg.thermal)?;
+    let (scheduler, warnings) = ThermalScheduler::from_config(&cfg.thermal)?;
     let controls = TrainControls::new();
     let live = scheduler.live();
     let managed = scheduler.is_managed();
@@ -304,7 +304,7 @@ where
             let r = MetricsRecord::thermal(ev.step, total, 1, t0.elapsed().as_secs_f64(), ev, totals, limits);
             let _ = writer.write(&r);
         }));
-    hooks.insert(0, Box::new(ThermalHook { scheduler, controls: controls.clone(), totals: Arc::new(Mutex::new(None)) }));
+    hooks.insert(0, Box::new(ThermalHook { scheduler, controls: controls.clone() }));
     let tty = !quiet && std::io::IsTerminal::is_terminal(&std::io::stdout());
     let feed = RecordFeed::new();
     let renderer: Box<dyn MetricsRenderer> = if tty {
@@ -357,9 +357,6 @@ where
         std::fs::remove_dir_all(&adapter_dir)?;
     }
     std::fs::rename(&tmp, &adapter_dir)?;
-    if !managed {
-        warnings.retain(|w| !w.is_empty());
-    }
     Ok(RunReport {
         outcome,
         run_dir,
@@ -380,13 +377,5 @@ fn report_data(split: &str, d: &crate::data::Documents) {
     );
     for e in d.bad_lines.iter().take(20) {
         eprintln!("skipped {e}");
-    }
-}
-
-/// The model config a run trains.
-pub fn model_config(cfg: &TrainConfig) -> Result<BitAxonConfig> {
-    match cfg.model_path() {
-        Some(p) => Ok(BitAxonConfig::from_path(&p)?),
-        None => cfg.model_config(),
     }
 }

@@ -26,7 +26,7 @@ use burn::train::{
 
 use crate::adapters;
 use crate::checkpoint::{self, RunState, Written};
-use crate::config::{AdapterSection, TrainConfig};
+use crate::config::TrainConfig;
 use crate::objective::{Objective, Report, Sums};
 use crate::metrics::{MetricsFile, MetricsRecord, RecordKind};
 use bit_axon_dashboard::{RecordFeed, names};
@@ -419,9 +419,4 @@ fn put(r: &mut MetricsRecord, k: &str, v: f64) {
     if v.is_finite() {
         r.metrics.insert(k.to_string(), v);
     }
-}
-
-/// The adapter section, for saving.
-pub fn adapter_section(cfg: &TrainConfig) -> &AdapterSection {
-    &cfg.adapter
 }

@@ -3,7 +3,7 @@
 //! turn). Encoded with the chat template: the prompt carries no loss, each response's assistant
 //! content and closing `<|im_end|>` do (as in SFT). Problems are reported as `file:line: ...`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, bail};
@@ -364,9 +364,4 @@ impl DataLoader<PairBatch> for PairEvalLoader {
         let end = end.min(self.batches.len());
         Arc::new(Self { batches: Arc::new(self.batches[start.min(end)..end].to_vec()), pad_id: self.pad_id, device: self.device.clone() })
     }
-}
-
-/// Reads `path` only to check it exists, for early errors.
-pub fn exists(path: &Path) -> bool {
-    path.is_file()
 }
