@@ -12,10 +12,12 @@
 //! Knobs (env): `QBENCH_SHAPES` (`in x out` list, default
 //! "2560x7680,2560x15360,7680x2560,2560x4096,4096x2560"; 2560x15360 is the gate and up projections
 //! side by side, "2560×7680×2"), `QBENCH_TOKENS` (2048), `QBENCH_GS` (64), `QBENCH_ITERS` (GEMV
-//! 200 calls, GEMM 10 calls), `QBENCH_COPY_LOG2` (30).
+//! 500 calls, GEMM 25 calls), `QBENCH_COPY_LOG2` (30).
 //!
-//! Timing: `iters` calls are launched back to back, their outputs kept, then the device is synced;
-//! the figure is the mean per call (after two warm-up calls, which include JIT and autotune).
+//! Timing: GEMV calls are launched `iters` at a time back to back, their outputs kept, then the
+//! device is synced; the figure is the mean per call (after two warm-up calls, which include JIT
+//! and autotune), and the same method's floor (a one-element op) is printed. GEMM calls and the
+//! copy read one element back after each call (see `time_probe`).
 //! Bytes counted for the 4-bit kernels: packed codes `N·K/2`, scales `4·N·K/gs` (and biases for
 //! affine), input and output (f32). Dense f16: weight `2·N·K`, input and output (f16).
 
@@ -58,6 +60,21 @@ fn time<T>(dev: &Device, iters: usize, mut f: impl FnMut() -> T) -> f64 {
     t
 }
 
+/// Mean seconds per call for large outputs: each call's first element is read back before the
+/// next call and the output dropped, so the memory pool reuses its buffers (allocation stays out of
+/// the figure); the read-back latency is counted (small against a millisecond call).
+fn time_probe(dev: &Device, iters: usize, mut f: impl FnMut() -> Tensor<2>) -> f64 {
+    let probe = |t: Tensor<2>| drop(t.narrow(0, 0, 1).narrow(1, 0, 1).into_data());
+    probe(f());
+    dev.sync().expect("sync");
+    let start = Instant::now();
+    for _ in 0..iters {
+        probe(f());
+    }
+    dev.sync().expect("sync");
+    start.elapsed().as_secs_f64() / iters as f64
+}
+
 fn random_matrix(format: QuantFormat, n: usize, k: usize, gs: usize) -> QuantMatrix {
     let mut s = 0x9e37_79b9_7f4a_7c15u64;
     let w: Vec<f32> = (0..n * k)
@@ -70,8 +87,8 @@ fn random_matrix(format: QuantFormat, n: usize, k: usize, gs: usize) -> QuantMat
 }
 
 fn max_rel_err(got: Tensor<2>, want: Tensor<2>) -> f32 {
-    let scale: f32 = want.clone().abs().max().into_scalar().elem();
-    let err: f32 = (got - want).abs().max().into_scalar().elem();
+    let scale = want.clone().abs().max().into_scalar::<f32>();
+    let err = (got - want).abs().max().into_scalar::<f32>();
     err / scale.max(1e-30)
 }
 
@@ -87,16 +104,20 @@ fn main() {
         .collect();
     let tokens = env_one("QBENCH_TOKENS", 2048);
     let gs = env_one("QBENCH_GS", 64);
-    let gemv_iters = env_one("QBENCH_ITERS", 200);
+    let gemv_iters = env_one("QBENCH_ITERS", 500);
     let gemm_iters = (gemv_iters / 20).max(3);
     println!("device: {dev:?}; group size {gs}; GEMM tokens {tokens}; iters GEMV {gemv_iters}, GEMM {gemm_iters}");
 
     let k = env_one("QBENCH_COPY_LOG2", 30);
-    let big = Tensor::<1>::random([1 << k], Distribution::Uniform(0.0, 1.0), &dev);
-    let t = time(&dev, 5, || big.clone().add_scalar(1.0));
+    let big = Tensor::<2>::random([1, 1 << k], Distribution::Uniform(0.0, 1.0), &dev);
+    let t = time_probe(&dev, 5, || big.clone().add_scalar(1.0));
     let copy = 2.0 * 4.0 * (1u64 << k) as f64 / t / 1e9;
     println!("copy bandwidth (x+1 over 2^{k} f32, read + write): {copy:.0} GB/s");
     drop(big);
+    // The per-call floor of this timing method: a one-element op launched the same way.
+    let tiny = Tensor::<2>::zeros([1, 8], &dev);
+    let t_floor = time(&dev, gemv_iters, || tiny.clone().add_scalar(1.0));
+    println!("per-call floor (x+1 on [1, 8], launched like the GEMV calls): {:.1} µs", t_floor * 1e6);
 
     println!();
     println!("GEMV, batch 1 (x f32 for the 4-bit kernels, f16 for the dense matmul):");
@@ -142,9 +163,9 @@ fn main() {
                 let xm = Tensor::<2>::random([tokens, d_in], Distribution::Uniform(-1.0, 1.0), &dev);
                 let x16m = xm.clone().cast(DType::F16);
                 let gm = Tensor::<2>::random([tokens, d_out], Distribution::Uniform(-1.0, 1.0), &dev);
-                let t_gemm = time(&dev, gemm_iters, || quant_linear(xm.clone(), &w));
-                let t_gemm_t = time(&dev, gemm_iters, || quant_linear_t(gm.clone(), &w));
-                let t_dense_m = time(&dev, gemm_iters, || x16m.clone().matmul(wf16.clone()));
+                let t_gemm = time_probe(&dev, gemm_iters, || quant_linear(xm.clone(), &w));
+                let t_gemm_t = time_probe(&dev, gemm_iters, || quant_linear_t(gm.clone(), &w));
+                let t_dense_m = time_probe(&dev, gemm_iters, || x16m.clone().matmul(wf16.clone()));
                 let err_m = max_rel_err(quant_linear(xm.clone(), &w), layer.forward_plain(xm.clone()));
                 let err_t = max_rel_err(quant_linear_t(gm.clone(), &w), layer.backward_input_plain(gm.clone()));
                 let flop = 2.0 * (tokens * d_in * d_out) as f64;

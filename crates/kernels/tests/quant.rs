@@ -71,6 +71,8 @@ fn cases() -> Vec<Case> {
         v.push(Case { format, n: 70, k: 192 + 64 * i, gs: 64 });
         v.push(Case { format, n: 13, k: 384, gs: 128 });
     }
+    // Long rows: the GEMV's unrolled main loop (4 words per lane in flight) plus its remainder.
+    v.push(Case { format: QuantFormat::Nf4, n: 11, k: 1600, gs: 64 });
     v
 }
 

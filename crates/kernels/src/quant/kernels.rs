@@ -14,6 +14,8 @@ use cubecl::{cube, prelude::*};
 pub const GEMV_ROWS_PER_CUBE: usize = 8;
 /// Lanes per output row in [`quant_gemv`].
 pub const GEMV_LANES: usize = 32;
+/// Words each lane of [`quant_gemv`] loads before using them.
+pub const GEMV_UNROLL: usize = 4;
 /// Tile of [`quant_gemm`]: `TILE_M × TILE_C` outputs per cube, reduction in steps of `TILE_R`.
 pub const TILE_M: usize = 64;
 pub const TILE_C: usize = 64;
@@ -25,6 +27,52 @@ pub const GEMM_THREADS: usize = 16;
 #[cube]
 fn decode(table: &Shared<[f32]>, word: u32, j: u32, s: f32, b: f32) -> f32 {
     table[((word >> (4 * j)) & 15) as usize] * s + b
+}
+
+/// Adds word `w` of row `n` (8 codes) times `x[m, 8w..8w+8]` to `acc[m]` for every row `m`.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn gemv_word<F: Float>(
+    x: &Tensor<F>,
+    scales: &Tensor<f32>,
+    biases: &Tensor<f32>,
+    table: &Shared<[f32]>,
+    acc: &mut Array<f32>,
+    word: u32,
+    n: usize,
+    w: usize,
+    k_dim: usize,
+    groups: usize,
+    #[comptime] rows: usize,
+    #[comptime] gs: usize,
+    #[comptime] has_bias: bool,
+) {
+    let gi = n * groups + w * 8 / gs;
+    let s = scales[gi];
+    let mut b = 0.0f32;
+    if has_bias {
+        b = biases[gi];
+    }
+    let mut vals = Array::<f32>::new(8usize);
+    #[unroll]
+    for j in 0..8u32 {
+        vals[j as usize] = table[((word >> (4 * j)) & 15) as usize];
+    }
+    #[unroll]
+    for m in 0..rows {
+        let xb = m * k_dim + w * 8;
+        let mut dot = 0.0f32;
+        let mut sx = 0.0f32;
+        #[unroll]
+        for j in 0..8 {
+            let xv = f32::cast_from(x[xb + j]);
+            dot += vals[j] * xv;
+            if has_bias {
+                sx += xv;
+            }
+        }
+        acc[m] += s * dot + b * sx;
+    }
 }
 
 /// GEMV for decoding, `y [M, N] = x [M, K]·Wᵀ` with `M = rows ≤ 8` (comptime). Cube
@@ -64,35 +112,23 @@ pub fn quant_gemv<F: Float, I: Int>(
         acc[m] = 0.0;
     }
     if n < n_dim {
-        let mut vals = Array::<f32>::new(8usize);
+        // UNROLL words per lane in flight (independent loads hide the memory latency), then the rest.
         let mut w = lane;
+        while w + (GEMV_UNROLL - 1) * GEMV_LANES < words {
+            let mut ws = Array::<u32>::new(GEMV_UNROLL);
+            #[unroll]
+            for u in 0..GEMV_UNROLL {
+                ws[u] = u32::cast_from(packed[n * words + w + u * GEMV_LANES]);
+            }
+            #[unroll]
+            for u in 0..GEMV_UNROLL {
+                gemv_word::<F>(x, scales, biases, &table, &mut acc, ws[u], n, w + u * GEMV_LANES, k_dim, groups, rows, gs, has_bias);
+            }
+            w += GEMV_UNROLL * GEMV_LANES;
+        }
         while w < words {
             let word = u32::cast_from(packed[n * words + w]);
-            let gi = n * groups + w * 8 / gs;
-            let s = scales[gi];
-            let mut b = 0.0f32;
-            if has_bias {
-                b = biases[gi];
-            }
-            #[unroll]
-            for j in 0..8u32 {
-                vals[j as usize] = table[((word >> (4 * j)) & 15) as usize];
-            }
-            #[unroll]
-            for m in 0..rows {
-                let xb = m * k_dim + w * 8;
-                let mut dot = 0.0f32;
-                let mut sx = 0.0f32;
-                #[unroll]
-                for j in 0..8 {
-                    let xv = f32::cast_from(x[xb + j]);
-                    dot += vals[j] * xv;
-                    if has_bias {
-                        sx += xv;
-                    }
-                }
-                acc[m] += s * dot + b * sx;
-            }
+            gemv_word::<F>(x, scales, biases, &table, &mut acc, word, n, w, k_dim, groups, rows, gs, has_bias);
             w += GEMV_LANES;
         }
     }
