@@ -39,7 +39,8 @@ fn matrix(format: QuantFormat, n: usize, k: usize, gs: usize, seed: u64) -> Quan
         s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
     };
-    let w: Vec<f32> = (0..n * k).map(|i| (next() + next() + next()) * (1.0 + (i / k % 3) as f32) + 0.1 * next()).collect();
+    let w: Vec<f32> =
+        (0..n * k).map(|i| (next() + next() + next()) * (1.0 + (i / k % 3) as f32) + 0.1 * next()).collect();
     QuantMatrix::quantize("test weight", format, &w, &[n, k], gs).expect("quantize")
 }
 

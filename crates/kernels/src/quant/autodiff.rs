@@ -58,7 +58,15 @@ impl<B: Backend + QuantMatmulBackend, C: CheckpointStrategy> QuantMatmulBackend 
         let [s, b, l] = [scales, biases, lut].map(Self::inner);
         match QuantMatmulBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let out = B::quant_matmul(x.into_primitive(), packed.clone(), s.clone(), b.clone(), l.clone(), group_size, has_bias);
+                let out = B::quant_matmul(
+                    x.into_primitive(),
+                    packed.clone(),
+                    s.clone(),
+                    b.clone(),
+                    l.clone(),
+                    group_size,
+                    has_bias,
+                );
                 prep.finish((packed, s, b, l, group_size, has_bias), out)
             }
             OpsKind::UnTracked(prep) => {
@@ -79,7 +87,15 @@ impl<B: Backend + QuantMatmulBackend, C: CheckpointStrategy> QuantMatmulBackend 
         let [s, b, l] = [scales, biases, lut].map(Self::inner);
         match QuantMatmulTBackward.prepare::<C>([g.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let out = B::quant_matmul_t(g.into_primitive(), packed.clone(), s.clone(), b.clone(), l.clone(), group_size, has_bias);
+                let out = B::quant_matmul_t(
+                    g.into_primitive(),
+                    packed.clone(),
+                    s.clone(),
+                    b.clone(),
+                    l.clone(),
+                    group_size,
+                    has_bias,
+                );
                 prep.finish((packed, s, b, l, group_size, has_bias), out)
             }
             OpsKind::UnTracked(prep) => {

@@ -122,7 +122,21 @@ pub fn quant_gemv<F: Float, I: Int>(
             }
             #[unroll]
             for u in 0..GEMV_UNROLL {
-                gemv_word::<F>(x, scales, biases, &table, &mut acc, ws[u], n, w + u * GEMV_LANES, k_dim, groups, rows, gs, has_bias);
+                gemv_word::<F>(
+                    x,
+                    scales,
+                    biases,
+                    &table,
+                    &mut acc,
+                    ws[u],
+                    n,
+                    w + u * GEMV_LANES,
+                    k_dim,
+                    groups,
+                    rows,
+                    gs,
+                    has_bias,
+                );
             }
             w += GEMV_UNROLL * GEMV_LANES;
         }

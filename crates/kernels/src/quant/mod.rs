@@ -79,7 +79,10 @@ impl QuantWeight {
         let [n, words] = self.packed.dims();
         let k = words * 8;
         let gs = self.group_size;
-        assert!(gs > 0 && gs % 8 == 0 && k % gs == 0, "{who}: group size {gs} must be a multiple of 8 dividing K = {k}");
+        assert!(
+            gs > 0 && gs % 8 == 0 && k % gs == 0,
+            "{who}: group size {gs} must be a multiple of 8 dividing K = {k}"
+        );
         assert_eq!(self.scales.dims(), [n, k / gs], "{who}: scales shape vs packed [{n}, {words}] (group size {gs})");
         if let Some(b) = &self.biases {
             assert_eq!(b.dims(), [n, k / gs], "{who}: biases shape vs packed [{n}, {words}] (group size {gs})");
@@ -88,7 +91,15 @@ impl QuantWeight {
         (n, k)
     }
 
-    fn parts(&self) -> (burn::tensor::DispatchTensor, burn::tensor::DispatchTensor, burn::tensor::DispatchTensor, burn::tensor::DispatchTensor, bool) {
+    fn parts(
+        &self,
+    ) -> (
+        burn::tensor::DispatchTensor,
+        burn::tensor::DispatchTensor,
+        burn::tensor::DispatchTensor,
+        burn::tensor::DispatchTensor,
+        bool,
+    ) {
         let has_bias = self.biases.is_some();
         let biases = self.biases.clone().unwrap_or_else(|| self.scales.clone());
         (
