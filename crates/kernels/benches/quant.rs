@@ -16,8 +16,8 @@
 //!
 //! Timing: GEMV calls are launched `iters` at a time back to back, their outputs kept, then the
 //! device is synced; the figure is the mean per call (after two warm-up calls, which include JIT
-//! and autotune), and the same method's floor (a one-element op) is printed. GEMM calls and the
-//! copy read one element back after each call (see `time_probe`).
+//! and autotune); the same call on a 256×256 weight is printed as the per-call floor. GEMM calls
+//! and the copy read one element back after each call (see `time_probe`).
 //! Bytes counted for the 4-bit kernels: packed codes `N·K/2`, scales `4·N·K/gs` (and biases for
 //! affine), input and output (f32). Dense f16: weight `2·N·K`, input and output (f16).
 
@@ -114,11 +114,22 @@ fn main() {
     let copy = 2.0 * 4.0 * (1u64 << k) as f64 / t / 1e9;
     println!("copy bandwidth (x+1 over 2^{k} f32, read + write): {copy:.0} GB/s");
     drop(big);
-    // The per-call floor of this timing method: a one-element op launched the same way.
-    let tiny = Tensor::<2>::zeros([1, 8], &dev);
-    let t_floor = time(&dev, gemv_iters, || tiny.clone().add_scalar(1.0));
-    println!("per-call floor (x+1 on [1, 8], launched like the GEMV calls): {:.1} µs", t_floor * 1e6);
-
+    // The per-call floor of this path and timing method: the same GEMV on a 256×256 NF4 weight
+    // (its 32 KB take ~10 ns at the copy bandwidth, so what is left is the cost of a call).
+    {
+        let m = random_matrix(QuantFormat::Nf4, 256, 256, gs);
+        let l = QuantLinear::from_matrix(&m, &dev);
+        let w = QuantWeight {
+            packed: l.packed.clone(),
+            scales: l.scales.clone(),
+            biases: None,
+            lut: l.lut.clone(),
+            group_size: gs,
+        };
+        let x = Tensor::<2>::random([1, 256], Distribution::Uniform(-1.0, 1.0), &dev);
+        let t = time(&dev, gemv_iters, || quant_linear(x.clone(), &w));
+        println!("per-call floor (the 4-bit GEMV on a 256×256 weight, timed the same way): {:.1} µs", t * 1e6);
+    }
     println!();
     println!("GEMV, batch 1 (x f32 for the 4-bit kernels, f16 for the dense matmul):");
     println!(
