@@ -2,4 +2,6 @@
 //! reference in the crate that uses it, and tests that the two agree.
 
 #[cfg(feature = "cube")]
+pub mod quant;
+#[cfg(feature = "cube")]
 pub mod scan;

@@ -3,8 +3,10 @@
 //! The weights live on the device packed (`Tensor<_, Int>` holding each `u32` word's bits as an
 //! `i32`) with their per-group scales (and biases); they are plain tensors, not parameters, so
 //! they receive no gradient and an optimizer never touches them (a LoRA/DoRA adapter trains beside
-//! them). Forward here is the plain-tensor path: dequantize (unpack → table lookup → scale/bias)
-//! then matmul. It is the reference for the fused CubeCL kernels in `bit-axon-kernels`.
+//! them). The plain-tensor path ([`QuantizedWeight::forward_plain`]) dequantizes (unpack → table
+//! lookup → scale/bias) then multiplies; it runs on every device and is the reference for the fused
+//! CubeCL kernels of `bit-axon-kernels` (`quant` module), which [`QuantLinear`] (and each expert of
+//! [`QuantExperts`]) uses instead on CubeCL devices when this crate's `wgpu`/`cuda` feature is on.
 
 use burn::prelude::*;
 use burn::tensor::module::linear;
@@ -17,12 +19,20 @@ pub trait QuantizedWeight {
     fn d_out(&self) -> usize;
     /// `W` in f32, `[out, in]` (materialised; used by the plain path and adapter merges).
     fn dequantize(&self) -> Tensor<2>;
-    /// `x·Wᵀ`: `x [.., in]` → `[.., out]`.
+    /// `x·Wᵀ`: `x [.., in]` → `[.., out]` (a fused kernel where the implementation has one).
     fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        linear(x, self.dequantize().transpose(), None)
+        self.forward_plain(x)
     }
     /// `g·W`: `g [.., out]` → `[.., in]`, the input gradient of [`QuantizedWeight::forward`].
     fn backward_input<const D: usize>(&self, g: Tensor<D>) -> Tensor<D> {
+        self.backward_input_plain(g)
+    }
+    /// The plain-tensor `x·Wᵀ`: dequantize, then matmul (the reference path).
+    fn forward_plain<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        linear(x, self.dequantize().transpose(), None)
+    }
+    /// The plain-tensor `g·W`.
+    fn backward_input_plain<const D: usize>(&self, g: Tensor<D>) -> Tensor<D> {
         linear(g, self.dequantize(), None)
     }
 }
@@ -127,6 +137,18 @@ impl QuantLinear {
         if self.nf4 { QuantFormat::Nf4 } else { QuantFormat::Affine4 }
     }
 
+    /// The fused kernel's view of this weight, when `device` runs CubeCL kernels.
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    fn kernel_weight(&self, device: &Device) -> Option<bit_axon_kernels::quant::QuantWeight> {
+        bit_axon_kernels::quant::is_cube(device).then(|| bit_axon_kernels::quant::QuantWeight {
+            packed: self.packed.clone(),
+            scales: self.scales.clone(),
+            biases: self.biases.clone(),
+            lut: self.lut.clone(),
+            group_size: self.group_size,
+        })
+    }
+
     /// Reads the matrix back to the host (for saving).
     pub fn to_matrix(&self) -> QuantMatrix {
         QuantMatrix {
@@ -155,6 +177,21 @@ impl QuantizedWeight for QuantLinear {
             self.lut.clone(),
             self.group_size,
         )
+    }
+    /// The fused CubeCL kernel on CubeCL devices (feature `wgpu`/`cuda`), else the plain path.
+    fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        if let Some(w) = self.kernel_weight(&x.device()) {
+            return bit_axon_kernels::quant::quant_linear(x, &w);
+        }
+        self.forward_plain(x)
+    }
+    fn backward_input<const D: usize>(&self, g: Tensor<D>) -> Tensor<D> {
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        if let Some(w) = self.kernel_weight(&g.device()) {
+            return bit_axon_kernels::quant::quant_linear_t(g, &w);
+        }
+        self.backward_input_plain(g)
     }
 }
 
@@ -224,6 +261,12 @@ impl QuantizedWeight for ExpertView {
     }
     fn dequantize(&self) -> Tensor<2> {
         self.inner.dequantize()
+    }
+    fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.inner.forward(x)
+    }
+    fn backward_input<const D: usize>(&self, g: Tensor<D>) -> Tensor<D> {
+        self.inner.backward_input(g)
     }
 }
 

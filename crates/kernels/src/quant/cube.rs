@@ -1,0 +1,101 @@
+//! Launching the 4-bit matmul kernels on a CubeCL backend.
+
+use burn::backend::cubecl::dtype_to_storage_type;
+use burn::tensor::{DType, Shape};
+use burn_cubecl::kernel::{cast, into_contiguous};
+use burn_cubecl::{CubeBackend, ops::numeric::empty_device_dtype, tensor::CubeTensor};
+use cubecl::{CubeCount, CubeDim};
+
+use super::kernels::*;
+use super::{GEMV_MAX_ROWS, QuantMatmulBackend};
+
+struct Weight {
+    packed: CubeTensor,
+    scales: CubeTensor,
+    biases: CubeTensor,
+    lut: CubeTensor,
+}
+
+/// Contiguous tensors, the per-group parameters and the table as f32 (the kernels' type).
+fn prepare(packed: CubeTensor, scales: CubeTensor, biases: CubeTensor, lut: CubeTensor) -> Weight {
+    let f32 = |t: CubeTensor| into_contiguous(cast(t, DType::F32));
+    Weight { packed: into_contiguous(packed), scales: f32(scales), biases: f32(biases), lut: f32(lut) }
+}
+
+fn gemm(a: CubeTensor, w: Weight, c_dim: usize, gs: usize, has_bias: bool, transposed: bool) -> CubeTensor {
+    let m = a.meta.shape()[0];
+    let out = empty_device_dtype(a.client.clone(), a.device.clone(), Shape::new([m, c_dim]), a.dtype);
+    if m == 0 || c_dim == 0 {
+        return out;
+    }
+    let dtypes = [dtype_to_storage_type(a.dtype), dtype_to_storage_type(w.packed.dtype)];
+    quant_gemm::launch(
+        &a.client,
+        CubeCount::Static(c_dim.div_ceil(TILE_C) as u32, m.div_ceil(TILE_M) as u32, 1),
+        CubeDim::new_2d(GEMM_THREADS as u32, GEMM_THREADS as u32),
+        a.clone().into_tensor_arg(),
+        w.packed.into_tensor_arg(),
+        w.scales.into_tensor_arg(),
+        w.biases.into_tensor_arg(),
+        w.lut.into_tensor_arg(),
+        out.clone().into_tensor_arg(),
+        gs,
+        has_bias,
+        transposed,
+        dtypes,
+    );
+    out
+}
+
+impl QuantMatmulBackend for CubeBackend {
+    fn quant_matmul(
+        x: CubeTensor,
+        packed: CubeTensor,
+        scales: CubeTensor,
+        biases: CubeTensor,
+        lut: CubeTensor,
+        group_size: usize,
+        has_bias: bool,
+    ) -> CubeTensor {
+        let x = into_contiguous(x);
+        let w = prepare(packed, scales, biases, lut);
+        let m = x.meta.shape()[0];
+        let n = w.packed.meta.shape()[0];
+        if m == 0 || m > GEMV_MAX_ROWS || n == 0 {
+            return gemm(x, w, n, group_size, has_bias, false);
+        }
+        let out = empty_device_dtype(x.client.clone(), x.device.clone(), Shape::new([m, n]), x.dtype);
+        let dtypes = [dtype_to_storage_type(x.dtype), dtype_to_storage_type(w.packed.dtype)];
+        quant_gemv::launch(
+            &x.client,
+            CubeCount::Static(n.div_ceil(GEMV_ROWS_PER_CUBE) as u32, 1, 1),
+            CubeDim::new_2d(GEMV_LANES as u32, GEMV_ROWS_PER_CUBE as u32),
+            x.clone().into_tensor_arg(),
+            w.packed.into_tensor_arg(),
+            w.scales.into_tensor_arg(),
+            w.biases.into_tensor_arg(),
+            w.lut.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            m,
+            group_size,
+            has_bias,
+            dtypes,
+        );
+        out
+    }
+
+    fn quant_matmul_t(
+        g: CubeTensor,
+        packed: CubeTensor,
+        scales: CubeTensor,
+        biases: CubeTensor,
+        lut: CubeTensor,
+        group_size: usize,
+        has_bias: bool,
+    ) -> CubeTensor {
+        let g = into_contiguous(g);
+        let w = prepare(packed, scales, biases, lut);
+        let k = w.packed.meta.shape()[1] * 8;
+        gemm(g, w, k, group_size, has_bias, true)
+    }
+}

@@ -1,0 +1,305 @@
+//! The CubeCL kernels of the fused 4-bit dequantize-matmul. All tensors are contiguous.
+//!
+//! Weight `W [N, K]` (out × in) is stored as `packed [N, K/8]` (8 four-bit codes per 32-bit word,
+//! code `j` in bits `4j..4j+3`, read as `I` = i32/u32 and reinterpreted as `u32`), `scales` and
+//! `biases` `[N, K/gs]` (f32), and a 16-entry decode table `lut` (f32):
+//! `W[n, k] = lut[q[n, k]]·scales[n, k/gs] + biases[n, k/gs]` (NF4: `lut` = codebook, no bias;
+//! affine int4: `lut[q] = q`). `W` is never written to memory: each kernel decodes the words it
+//! needs in registers or shared memory and accumulates in f32. `F` is the activation type (f32,
+//! f16 or bf16) of the input and output.
+
+use cubecl::{cube, prelude::*};
+
+/// Output rows of [`quant_gemv`] per cube (one plane of [`GEMV_LANES`] lanes each).
+pub const GEMV_ROWS_PER_CUBE: usize = 8;
+/// Lanes per output row in [`quant_gemv`].
+pub const GEMV_LANES: usize = 32;
+/// Words each lane of [`quant_gemv`] loads before using them.
+pub const GEMV_UNROLL: usize = 4;
+/// Tile of [`quant_gemm`]: `TILE_M × TILE_C` outputs per cube, reduction in steps of `TILE_R`.
+pub const TILE_M: usize = 64;
+pub const TILE_C: usize = 64;
+pub const TILE_R: usize = 32;
+/// [`quant_gemm`]'s cube is `GEMM_THREADS × GEMM_THREADS`, each thread `4 × 4` outputs.
+pub const GEMM_THREADS: usize = 16;
+
+/// The value `lut[q]·s + b` of code `j` of `word`.
+#[cube]
+fn decode(table: &Shared<[f32]>, word: u32, j: u32, s: f32, b: f32) -> f32 {
+    table[((word >> (4 * j)) & 15) as usize] * s + b
+}
+
+/// Adds word `w` of row `n` (8 codes) times `x[m, 8w..8w+8]` to `acc[m]` for every row `m`.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn gemv_word<F: Float>(
+    x: &Tensor<F>,
+    scales: &Tensor<f32>,
+    biases: &Tensor<f32>,
+    table: &Shared<[f32]>,
+    acc: &mut Array<f32>,
+    word: u32,
+    n: usize,
+    w: usize,
+    k_dim: usize,
+    groups: usize,
+    #[comptime] rows: usize,
+    #[comptime] gs: usize,
+    #[comptime] has_bias: bool,
+) {
+    let gi = n * groups + w * 8 / gs;
+    let s = scales[gi];
+    let mut b = 0.0f32;
+    if has_bias {
+        b = biases[gi];
+    }
+    let mut vals = Array::<f32>::new(8usize);
+    #[unroll]
+    for j in 0..8u32 {
+        vals[j as usize] = table[((word >> (4 * j)) & 15) as usize];
+    }
+    #[unroll]
+    for m in 0..rows {
+        let xb = m * k_dim + w * 8;
+        let mut dot = 0.0f32;
+        let mut sx = 0.0f32;
+        #[unroll]
+        for j in 0..8 {
+            let xv = f32::cast_from(x[xb + j]);
+            dot += vals[j] * xv;
+            if has_bias {
+                sx += xv;
+            }
+        }
+        acc[m] += s * dot + b * sx;
+    }
+}
+
+/// GEMV for decoding, `y [M, N] = x [M, K]·Wᵀ` with `M = rows ≤ 8` (comptime). Cube
+/// `GEMV_LANES × GEMV_ROWS_PER_CUBE`: each row of the cube owns one output `n`, its lanes stride
+/// over the words of `W[n]` (neighbouring lanes read neighbouring words: coalesced), decode 8
+/// codes per word and accumulate `rows` dot products; a shared-memory sum across the lanes ends it.
+/// Per word, `Σ_j (lut[q_j]·s + b)·x_j = s·Σ_j lut[q_j]·x_j + b·Σ_j x_j`.
+#[cube(launch)]
+pub fn quant_gemv<F: Float, I: Int>(
+    x: &Tensor<F>,
+    packed: &Tensor<I>,
+    scales: &Tensor<f32>,
+    biases: &Tensor<f32>,
+    lut: &Tensor<f32>,
+    out: &mut Tensor<F>,
+    #[comptime] rows: usize,
+    #[comptime] gs: usize,
+    #[comptime] has_bias: bool,
+    #[define(F, I)] _dtypes: [ElemType; 2],
+) {
+    let k_dim = x.shape(1);
+    let n_dim = out.shape(1);
+    let words = k_dim / 8;
+    let groups = k_dim / gs;
+    let lane = UNIT_POS_X as usize;
+    let row = UNIT_POS_Y as usize;
+    let n = CUBE_POS_X as usize * GEMV_ROWS_PER_CUBE + row;
+    let tid = row * GEMV_LANES + lane;
+    let mut table = Shared::<[f32]>::new_slice(16usize);
+    if tid < 16 {
+        table[tid] = lut[tid];
+    }
+    sync_cube();
+    let mut acc = Array::<f32>::new(rows);
+    #[unroll]
+    for m in 0..rows {
+        acc[m] = 0.0;
+    }
+    if n < n_dim {
+        // UNROLL words per lane in flight (independent loads hide the memory latency), then the rest.
+        let mut w = lane;
+        while w + (GEMV_UNROLL - 1) * GEMV_LANES < words {
+            let mut ws = Array::<u32>::new(GEMV_UNROLL);
+            #[unroll]
+            for u in 0..GEMV_UNROLL {
+                ws[u] = u32::cast_from(packed[n * words + w + u * GEMV_LANES]);
+            }
+            #[unroll]
+            for u in 0..GEMV_UNROLL {
+                gemv_word::<F>(
+                    x,
+                    scales,
+                    biases,
+                    &table,
+                    &mut acc,
+                    ws[u],
+                    n,
+                    w + u * GEMV_LANES,
+                    k_dim,
+                    groups,
+                    rows,
+                    gs,
+                    has_bias,
+                );
+            }
+            w += GEMV_UNROLL * GEMV_LANES;
+        }
+        while w < words {
+            let word = u32::cast_from(packed[n * words + w]);
+            gemv_word::<F>(x, scales, biases, &table, &mut acc, word, n, w, k_dim, groups, rows, gs, has_bias);
+            w += GEMV_LANES;
+        }
+    }
+    let mut red = Shared::<[f32]>::new_slice(rows * GEMV_ROWS_PER_CUBE * GEMV_LANES);
+    #[unroll]
+    for m in 0..rows {
+        red[(m * GEMV_ROWS_PER_CUBE + row) * GEMV_LANES + lane] = acc[m];
+    }
+    sync_cube();
+    if lane < rows && n < n_dim {
+        let base = (lane * GEMV_ROWS_PER_CUBE + row) * GEMV_LANES;
+        let mut s = 0.0f32;
+        #[unroll]
+        for u in 0..GEMV_LANES {
+            s += red[base + u];
+        }
+        out[lane * n_dim + n] = F::cast_from(s);
+    }
+}
+
+/// Tiled GEMM for prefill and training. `transposed = false`: `y [M, N] = a [M, K]·Wᵀ`;
+/// `transposed = true`: `y [M, K] = a [M, N]·W` (the input gradient). Reduction length `R`
+/// (`K`, resp. `N`), output width `C` (`N`, resp. `K`). Each cube computes a `TILE_M × TILE_C`
+/// output tile; per step of `TILE_R` reduction indices it stages `a`'s tile and the *decoded*
+/// weight tile (`Bs[r][c]`, 256 packed words, one per thread) in shared memory. Every bound is
+/// checked, so `M`, `N` and `K` (a multiple of 8) need not be multiples of the tile.
+#[cube(launch)]
+pub fn quant_gemm<F: Float, I: Int>(
+    a: &Tensor<F>,
+    packed: &Tensor<I>,
+    scales: &Tensor<f32>,
+    biases: &Tensor<f32>,
+    lut: &Tensor<f32>,
+    out: &mut Tensor<F>,
+    #[comptime] gs: usize,
+    #[comptime] has_bias: bool,
+    #[comptime] transposed: bool,
+    #[define(F, I)] _dtypes: [ElemType; 2],
+) {
+    let m_dim = a.shape(0);
+    let r_dim = a.shape(1);
+    let c_dim = out.shape(1);
+    let mut k_in = r_dim;
+    if transposed {
+        k_in = c_dim;
+    }
+    let words = k_in / 8;
+    let groups = k_in / gs;
+    let tx = UNIT_POS_X as usize;
+    let ty = UNIT_POS_Y as usize;
+    let tid = ty * GEMM_THREADS + tx;
+    let m0 = CUBE_POS_Y as usize * TILE_M;
+    let c0 = CUBE_POS_X as usize * TILE_C;
+    let a_stride = TILE_R + 1;
+    let mut a_tile = Shared::<[f32]>::new_slice(TILE_M * (TILE_R + 1));
+    let mut b_tile = Shared::<[f32]>::new_slice(TILE_R * TILE_C);
+    let mut table = Shared::<[f32]>::new_slice(16usize);
+    if tid < 16 {
+        table[tid] = lut[tid];
+    }
+    let mut acc = Array::<f32>::new(16usize);
+    #[unroll]
+    for i in 0..16 {
+        acc[i] = 0.0;
+    }
+    let mut r0 = 0;
+    while r0 < r_dim {
+        sync_cube();
+        // a tile [TILE_M][TILE_R], row-major with a padded stride.
+        #[unroll]
+        for i in 0..(TILE_M * TILE_R / (GEMM_THREADS * GEMM_THREADS)) {
+            let idx = tid + i * GEMM_THREADS * GEMM_THREADS;
+            let r = idx / TILE_R;
+            let kk = idx % TILE_R;
+            let gm = m0 + r;
+            let gk = r0 + kk;
+            let mut v = 0.0f32;
+            if gm < m_dim && gk < r_dim {
+                v = f32::cast_from(a[gm * r_dim + gk]);
+            }
+            a_tile[r * a_stride + kk] = v;
+        }
+        // Decoded weight tile Bs[r][c] = weight for reduction index r0 + r, output column c0 + c.
+        if transposed {
+            // W rows n = r0 + r (TILE_R of them), 8 words = 64 input columns each.
+            let r = tid / (TILE_C / 8);
+            let wq = tid % (TILE_C / 8);
+            let n = r0 + r;
+            let wc = c0 / 8 + wq;
+            let valid = n < r_dim && wc < words;
+            let mut word = 0u32;
+            let mut s = 0.0f32;
+            let mut b = 0.0f32;
+            if valid {
+                word = u32::cast_from(packed[n * words + wc]);
+                let gi = n * groups + wc * 8 / gs;
+                s = scales[gi];
+                if has_bias {
+                    b = biases[gi];
+                }
+            }
+            #[unroll]
+            for j in 0..8u32 {
+                b_tile[r * TILE_C + wq * 8 + j as usize] = select(valid, decode(&table, word, j, s, b), 0.0);
+            }
+        } else {
+            // W rows n = c0 + c (TILE_C of them), TILE_R / 8 words each.
+            let c = tid / (TILE_R / 8);
+            let wq = tid % (TILE_R / 8);
+            let n = c0 + c;
+            let wc = r0 / 8 + wq;
+            let valid = n < c_dim && wc < words;
+            let mut word = 0u32;
+            let mut s = 0.0f32;
+            let mut b = 0.0f32;
+            if valid {
+                word = u32::cast_from(packed[n * words + wc]);
+                let gi = n * groups + wc * 8 / gs;
+                s = scales[gi];
+                if has_bias {
+                    b = biases[gi];
+                }
+            }
+            #[unroll]
+            for j in 0..8u32 {
+                b_tile[(wq * 8 + j as usize) * TILE_C + c] = select(valid, decode(&table, word, j, s, b), 0.0);
+            }
+        }
+        sync_cube();
+        #[unroll]
+        for kk in 0..TILE_R {
+            let mut av = Array::<f32>::new(4usize);
+            let mut bv = Array::<f32>::new(4usize);
+            #[unroll]
+            for i in 0..4 {
+                av[i] = a_tile[(ty + i * GEMM_THREADS) * a_stride + kk];
+                bv[i] = b_tile[kk * TILE_C + tx + i * GEMM_THREADS];
+            }
+            #[unroll]
+            for i in 0..4 {
+                #[unroll]
+                for j in 0..4 {
+                    acc[i * 4 + j] += av[i] * bv[j];
+                }
+            }
+        }
+        r0 += TILE_R;
+    }
+    #[unroll]
+    for i in 0..4 {
+        #[unroll]
+        for j in 0..4 {
+            let gm = m0 + ty + i * GEMM_THREADS;
+            let gc = c0 + tx + j * GEMM_THREADS;
+            if gm < m_dim && gc < c_dim {
+                out[gm * c_dim + gc] = F::cast_from(acc[i * 4 + j]);
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Fused 4-bit dequantize-matmul (NF4 and MLX affine int4) as CubeCL kernels, registered as a
+//! Burn custom op with its own backward.
+//!
+//! ```text
+//! W[n, k] = lut[q[n, k]]·scales[n, k/gs] + biases[n, k/gs]      W [N, K] = [out, in], never materialised
+//! quant_linear:    y [M, N] = x [M, K]·Wᵀ                      (forward)
+//! quant_linear_t:  dx [M, K] = g [M, N]·W                       (input gradient, QLoRA backward)
+//! ```
+//! `packed [N, K/8]` holds 8 codes per 32-bit word (code `j` in bits `4j..4j+3`, stored as `i32`),
+//! `scales`/`biases` `[N, K/gs]`, `lut [16]` the decode table (NF4 codebook, or `0..15` for affine).
+//! `M ≤ GEMV_MAX_ROWS` runs the GEMV kernel (decode), larger `M` the tiled GEMM (prefill, training);
+//! the transposed product always runs the tiled GEMM. Accumulation is f32.
+//!
+//! [`quant_linear`] works on any CubeCL device (wgpu, CUDA), with or without autodiff: the weight
+//! is frozen (no gradient), the gradient w.r.t. `x` is [`quant_linear_t`] of the output gradient.
+//! The plain-tensor reference (dequantize then matmul) is `bit_axon_quant::module::dequantize_rows`.
+
+mod autodiff;
+mod cube;
+pub mod kernels;
+
+use burn::backend::{Backend, backend_extension, tensor::FloatTensor, tensor::IntTensor};
+use burn::prelude::*;
+
+/// Rows (`batch·seq`) up to which [`quant_linear`] uses the GEMV kernel.
+pub const GEMV_MAX_ROWS: usize = 8;
+
+/// The fused products as a backend extension: implemented for CubeCL backends (`Cube`), lazily
+/// for `Fusion`, and with a backward for `Autodiff` (w.r.t. `x` only; the weight is frozen).
+#[backend_extension(Cube, Autodiff, Fusion)]
+pub trait QuantMatmulBackend: Backend {
+    /// `x [M, K]·Wᵀ → [M, N]`. `biases` is ignored unless `has_bias`.
+    #[fusion(meta = |x, packed, _s, _b, _l, _gs, _hb| Spec::new(Shape::new([x.shape[0], packed.shape[0]]), x.dtype))]
+    fn quant_matmul(
+        x: FloatTensor<Self>,
+        packed: IntTensor<Self>,
+        scales: FloatTensor<Self>,
+        biases: FloatTensor<Self>,
+        lut: FloatTensor<Self>,
+        group_size: usize,
+        has_bias: bool,
+    ) -> FloatTensor<Self>;
+
+    /// `g [M, N]·W → [M, K]`. `biases` is ignored unless `has_bias`.
+    #[fusion(meta = |g, packed, _s, _b, _l, _gs, _hb| Spec::new(Shape::new([g.shape[0], packed.shape[1] * 8]), g.dtype))]
+    fn quant_matmul_t(
+        g: FloatTensor<Self>,
+        packed: IntTensor<Self>,
+        scales: FloatTensor<Self>,
+        biases: FloatTensor<Self>,
+        lut: FloatTensor<Self>,
+        group_size: usize,
+        has_bias: bool,
+    ) -> FloatTensor<Self>;
+}
+
+type Spec = burn::backend::fusion::custom::TensorSpec;
+
+/// Whether `device` (with or without autodiff) runs CubeCL kernels.
+pub use crate::scan::is_cube;
+
+/// The 4-bit weight's tensors, borrowed by the kernel calls.
+#[derive(Clone, Debug)]
+pub struct QuantWeight {
+    /// `[N, K/8]` packed codes (each word's bits as `i32`).
+    pub packed: Tensor<2, Int>,
+    /// `[N, K/gs]`.
+    pub scales: Tensor<2>,
+    /// `[N, K/gs]`, affine int4 only.
+    pub biases: Option<Tensor<2>>,
+    /// `[16]` decode table.
+    pub lut: Tensor<1>,
+    pub group_size: usize,
+}
+
+impl QuantWeight {
+    /// `(N, K)`, checking every tensor's shape against the packed codes.
+    fn dims(&self, who: &str) -> (usize, usize) {
+        let [n, words] = self.packed.dims();
+        let k = words * 8;
+        let gs = self.group_size;
+        assert!(
+            gs > 0 && gs % 8 == 0 && k % gs == 0,
+            "{who}: group size {gs} must be a multiple of 8 dividing K = {k}"
+        );
+        assert_eq!(self.scales.dims(), [n, k / gs], "{who}: scales shape vs packed [{n}, {words}] (group size {gs})");
+        if let Some(b) = &self.biases {
+            assert_eq!(b.dims(), [n, k / gs], "{who}: biases shape vs packed [{n}, {words}] (group size {gs})");
+        }
+        assert_eq!(self.lut.dims(), [16], "{who}: the decode table must have 16 entries");
+        (n, k)
+    }
+
+    fn parts(
+        &self,
+    ) -> (
+        burn::tensor::DispatchTensor,
+        burn::tensor::DispatchTensor,
+        burn::tensor::DispatchTensor,
+        burn::tensor::DispatchTensor,
+        bool,
+    ) {
+        let has_bias = self.biases.is_some();
+        let biases = self.biases.clone().unwrap_or_else(|| self.scales.clone());
+        (
+            self.packed.clone().into_dispatch(),
+            self.scales.clone().into_dispatch(),
+            biases.into_dispatch(),
+            self.lut.clone().into_dispatch(),
+            has_bias,
+        )
+    }
+}
+
+/// `x [.., K]·Wᵀ → [.., N]` through the fused kernels (differentiable in `x`).
+///
+/// Panics on a non-CubeCL device or when the shapes disagree.
+pub fn quant_linear<const D: usize>(x: Tensor<D>, w: &QuantWeight) -> Tensor<D> {
+    let (n, k) = w.dims("quant_linear");
+    assert!(is_cube(&x.device()), "quant_linear kernel: device {:?} is not a CubeCL device", x.device());
+    let mut dims = x.dims();
+    assert_eq!(dims[D - 1], k, "quant_linear: x {dims:?} has last axis {} but W is [{n}, {k}]", dims[D - 1]);
+    let m: usize = dims[..D - 1].iter().product();
+    let x2 = x.reshape([m, k]);
+    let (packed, scales, biases, lut, has_bias) = w.parts();
+    let y = Tensor::<2>::from_dispatch(<burn::backend::Dispatch as QuantMatmulBackend>::quant_matmul(
+        x2.into_dispatch(),
+        packed,
+        scales,
+        biases,
+        lut,
+        w.group_size,
+        has_bias,
+    ));
+    dims[D - 1] = n;
+    y.reshape(dims)
+}
+
+/// `g [.., N]·W → [.., K]` through the fused kernel (the input gradient of [`quant_linear`]).
+///
+/// Panics on a non-CubeCL device or when the shapes disagree.
+pub fn quant_linear_t<const D: usize>(g: Tensor<D>, w: &QuantWeight) -> Tensor<D> {
+    let (n, k) = w.dims("quant_linear_t");
+    assert!(is_cube(&g.device()), "quant_linear_t kernel: device {:?} is not a CubeCL device", g.device());
+    let mut dims = g.dims();
+    assert_eq!(dims[D - 1], n, "quant_linear_t: g {dims:?} has last axis {} but W is [{n}, {k}]", dims[D - 1]);
+    let m: usize = dims[..D - 1].iter().product();
+    let g2 = g.reshape([m, n]);
+    let (packed, scales, biases, lut, has_bias) = w.parts();
+    let y = Tensor::<2>::from_dispatch(<burn::backend::Dispatch as QuantMatmulBackend>::quant_matmul_t(
+        g2.into_dispatch(),
+        packed,
+        scales,
+        biases,
+        lut,
+        w.group_size,
+        has_bias,
+    ));
+    dims[D - 1] = k;
+    y.reshape(dims)
+}
