@@ -97,7 +97,8 @@ fn dora_gradient_matches_finite_differences() {
     let b0 = o.tensor::<2>("lora_b", &dev).mul_scalar(0.05);
     let a0 = o.tensor::<2>("lora_a", &dev);
     let loss_of = |a: Tensor<2>, b: Tensor<2>| -> Tensor<1> {
-        let m = row_sq_norms(&w).sqrt().add_scalar(0.3);
+        // A fresh leaf (the magnitude is a parameter of its own).
+        let m = Tensor::<1>::from_data(row_sq_norms(&w).sqrt().add_scalar(0.3).into_data(), &ad);
         let ad_ = Adapter::from_tensors(a, b, Some(m), 2.0, 0.0, &w, 1);
         ad_.forward(&w, x.clone()).powi_scalar(2).mean().reshape([1])
     };
