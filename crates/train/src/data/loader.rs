@@ -121,11 +121,6 @@ impl RowStream {
         }
         out
     }
-
-    /// Epoch (0-based) that row `index` belongs to, for progress display.
-    pub fn rows_per_epoch_estimate(&self) -> usize {
-        self.epoch_rows(0).len()
-    }
 }
 
 /// Training data loader: micro-batches of steps `[start_step, max_steps)`.
