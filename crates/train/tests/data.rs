@@ -1,6 +1,7 @@
 //! Reading and checking training files, the chat template's loss mask, and the batch stream.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bit_axon_inference::{ChatTemplate, TextTokenizer, byte_level_tokenizer_json};
 use bit_axon_train::config::{DataConfig, DataFormat, OnError};
@@ -8,11 +9,12 @@ use bit_axon_train::data::format::{Example, parse_line};
 use bit_axon_train::data::loader::{RowStream, StreamSpec};
 use bit_axon_train::data::{encode::encode, load_documents};
 
+/// Each call writes its own file: tests run on parallel threads, and one of them reading a
+/// `tokenizer.json` another is rewriting saw an empty file (CI, stop 11).
 fn tokenizer() -> TextTokenizer {
-    let dir = std::env::temp_dir().join(format!("bit-axon-data-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join("tokenizer.json");
-    std::fs::write(&p, byte_level_tokenizer_json()).unwrap();
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let p = write(&format!("tokenizer-{n}.json"), &byte_level_tokenizer_json());
     TextTokenizer::from_file(&p).unwrap()
 }
 
