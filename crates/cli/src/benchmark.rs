@@ -6,7 +6,12 @@ use bit_axon::device::parse_device;
 use bit_axon::{BitAxonConfig, BitAxonModel};
 use burn::prelude::*;
 use burn::tensor::Distribution;
+use bit_axon::checkpoint::FloatDtype;
+use bit_axon_quant::QuantFormat;
+use burn::tensor::FloatDType;
 use clap::Args;
+
+use crate::quantize::{Plan, float_bytes_per_token, quantize_model};
 
 #[derive(Args)]
 pub struct BenchmarkArgs {
@@ -28,6 +33,16 @@ pub struct BenchmarkArgs {
     /// flex (CPU), wgpu or cuda[:N].
     #[arg(long, default_value = "flex")]
     device: String,
+    /// Float precision of weights and activations: f32, f16 or bf16.
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// Store the projections, expert stacks and LM head in 4 bits (nf4 or affine4, as
+    /// `bit-axon quantize` does) before timing; activations stay in `--dtype`.
+    #[arg(long)]
+    quant: Option<String>,
+    /// Group size of `--quant`.
+    #[arg(long, default_value_t = 64)]
+    group_size: usize,
     /// Peak memory bandwidth of the device in GB/s; measured with a large copy when absent.
     #[arg(long)]
     peak_gbps: Option<f64>,
@@ -37,9 +52,21 @@ pub struct BenchmarkArgs {
 }
 
 pub fn run(args: BenchmarkArgs) -> Result<()> {
-    let device = parse_device(&args.device)?;
+    let mut device = parse_device(&args.device)?;
     if args.prompt_len == 0 || args.gen_len == 0 || args.batch == 0 {
         bail!("--prompt-len, --gen-len and --batch must be at least 1");
+    }
+    let (float_dtype, float_bytes) = match args.dtype.as_str() {
+        "f32" => (FloatDType::F32, 4.0),
+        "f16" => (FloatDType::F16, 2.0),
+        "bf16" => (FloatDType::BF16, 2.0),
+        other => bail!("--dtype `{other}`: expected f32, f16 or bf16"),
+    };
+    if float_dtype != FloatDType::F32 {
+        // Before any tensor exists on the device: parameters and activations take this dtype.
+        device
+            .configure(float_dtype)
+            .map_err(|e| anyhow::anyhow!("--dtype {} on {}: {e:?}", args.dtype, args.device))?;
     }
     let (cfg, model, source) = match (&args.model, &args.preset) {
         (Some(dir), _) => {
@@ -54,13 +81,31 @@ pub fn run(args: BenchmarkArgs) -> Result<()> {
         }
         (None, None) => bail!("give --model DIR or --preset NAME"),
     };
+    let fd = if float_bytes == 4.0 { FloatDtype::F32 } else { FloatDtype::F16 };
+    let (model, bytes_per_step, weights) = match &args.quant {
+        Some(q) => {
+            let plan = Plan::new(QuantFormat::parse(q)?, args.group_size, false, fd)?;
+            let t = Instant::now();
+            let model = quantize_model(model, &cfg, plan);
+            eprintln!("quantized to {q} (group {}) in {:.1} s", args.group_size, t.elapsed().as_secs_f64());
+            (model, plan.bytes_per_token(&cfg), format!("{q} g{} + {}", args.group_size, args.dtype))
+        }
+        None => (model, float_bytes_per_token(&cfg, float_bytes), args.dtype.clone()),
+    };
     let (b, p, g) = (args.batch, args.prompt_len, args.gen_len);
     let ids = Tensor::<2>::random([b, p], Distribution::Uniform(0.0, cfg.vocab_size as f64), &device).int();
 
-    // Warm-up (kernel compilation on GPUs), not timed.
+    // Warm-up, not timed as throughput: the same prefill shape and two decode steps (one while
+    // the attention ring is filling, one after), so GPU kernels are compiled before timing.
+    let t = Instant::now();
     let mut warm = model.new_cache();
-    let first = model.forward_cached(ids.clone().narrow(1, 0, p.min(8)), &mut warm);
-    let _ = model.forward_cached(first.argmax(2).narrow(1, 0, 1).reshape([b, 1]), &mut warm).into_data();
+    let first = model.forward_cached(ids.clone(), &mut warm);
+    let mut next = first.narrow(1, p - 1, 1).argmax(2).reshape([b, 1]);
+    for _ in 0..2 {
+        next = model.forward_cached(next, &mut warm).argmax(2).reshape([b, 1]);
+    }
+    let _ = next.into_data();
+    let warmup = t.elapsed().as_secs_f64();
     drop(warm);
 
     let mut cache = model.new_cache();
@@ -80,9 +125,8 @@ pub fn run(args: BenchmarkArgs) -> Result<()> {
     let steps = (g - 1).max(1) as f64;
     let step = decode / steps;
 
-    // Weights one decode step must read: every parameter a token touches, in f32.
+    // Weights one decode step must read (shared by the batch), at their stored size.
     let counts = cfg.param_counts();
-    let bytes_per_step = counts.active_per_token as f64 * 4.0;
     let achieved_gbps = bytes_per_step / step / 1e9;
     let (peak, peak_src) = match args.peak_gbps {
         Some(v) => (v, "given"),
@@ -90,10 +134,12 @@ pub fn run(args: BenchmarkArgs) -> Result<()> {
     };
     let peak_rss = peak_rss_bytes();
     let r = serde_json::json!({
-        "model": source, "device": args.device, "batch": b, "prompt_len": p, "gen_len": g,
+        "model": source, "device": args.device, "weights": weights, "batch": b, "prompt_len": p, "gen_len": g,
         "params_total": counts.total, "params_active_per_token": counts.active_per_token,
         "prefill_tokens_per_s": (b * p) as f64 / prefill,
         "time_to_first_token_ms": prefill * 1e3,
+        "warmup_s": warmup,
+        "weight_bytes_per_step": bytes_per_step,
         "decode_tokens_per_s": b as f64 * steps / decode,
         "decode_step_ms": step * 1e3,
         "weight_read_gbps": achieved_gbps,
@@ -105,7 +151,8 @@ pub fn run(args: BenchmarkArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
     }
-    println!("benchmark: {source} on {} — batch {b}, prompt {p}, generate {g}", args.device);
+    println!("benchmark: {source}, weights {weights}, on {} — batch {b}, prompt {p}, generate {g}", args.device);
+    println!("  warm-up          {warmup:>10.1} s (first prefill + 2 steps, includes kernel compilation)");
     println!("  prefill          {:>10.1} tokens/s", r["prefill_tokens_per_s"].as_f64().unwrap_or(0.0));
     println!("  time to 1st tok  {:>10.1} ms", prefill * 1e3);
     println!(
@@ -114,8 +161,9 @@ pub fn run(args: BenchmarkArgs) -> Result<()> {
         step * 1e3
     );
     println!(
-        "  weight reads     {achieved_gbps:>10.2} GB/s = {:.3} of {peak:.1} GB/s ({peak_src})",
-        achieved_gbps / peak
+        "  weight reads     {achieved_gbps:>10.2} GB/s = {:.3} of {peak:.1} GB/s ({peak_src}); {:.1} MB per step",
+        achieved_gbps / peak,
+        bytes_per_step / 1e6
     );
     match peak_rss {
         Some(v) => println!("  peak RSS         {:>10.1} MB", v as f64 / 1e6),
@@ -131,6 +179,7 @@ fn measure_copy_gbps(device: &Device) -> f64 {
     let n = 64 << 20;
     let a = Tensor::<1>::random([n], Distribution::Default, device);
     let b = Tensor::<1>::random([n], Distribution::Default, device);
+    let esz = a.dtype().size() as f64;
     let _ = (a.clone() + b.clone()).sum().into_data();
     let mut best = f64::MAX;
     for _ in 0..5 {
@@ -139,7 +188,7 @@ fn measure_copy_gbps(device: &Device) -> f64 {
         let _ = c.sum().into_data();
         best = best.min(t.elapsed().as_secs_f64());
     }
-    4.0 * (n * 4) as f64 / best / 1e9
+    4.0 * n as f64 * esz / best / 1e9
 }
 
 /// High-water mark of the process's resident memory (Linux `VmHWM`).

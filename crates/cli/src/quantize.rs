@@ -89,30 +89,60 @@ impl Plan {
 
     /// Tensor-data bytes of the checkpoint `quantize` writes for `cfg` (headers excluded).
     pub fn predicted_bytes(&self, cfg: &BitAxonConfig) -> f64 {
+        self.tensors(cfg).iter().map(|(t, q)| t.numel() as f64 * self.bytes_per_element(t, *q)).sum()
+    }
+
+    /// Bytes per element of `t` as stored (codes plus their share of the group scales).
+    pub fn bytes_per_element(&self, t: &TensorSpec, quantized: bool) -> f64 {
         let fbytes = match self.float_dtype {
             FloatDtype::F32 => 4.0,
             _ => 2.0,
         };
-        let mut total = 0.0;
-        for (t, q) in self.tensors(cfg) {
-            let n = t.numel() as f64;
-            let groups = n / self.group_size as f64;
-            total += if !q {
-                n * fbytes
-            } else {
-                n / 2.0
-                    + match self.format {
-                        QuantFormat::Affine4 => {
-                            let b = if t.role == TensorRole::RoutedExperts { 2.0 } else { fbytes };
-                            2.0 * groups * b
-                        }
-                        QuantFormat::Nf4 if self.double_quant => groups + 4.0 * (groups / 256.0).ceil() + 4.0,
-                        QuantFormat::Nf4 => 4.0 * groups,
-                    }
-            };
+        if !quantized {
+            return fbytes;
         }
-        total
+        let g = self.group_size as f64;
+        0.5 + match self.format {
+            QuantFormat::Affine4 => {
+                let b = if t.role == TensorRole::RoutedExperts { 2.0 } else { fbytes };
+                2.0 * b / g
+            }
+            QuantFormat::Nf4 if self.double_quant => {
+                let groups = t.numel() as f64 / g;
+                (groups + 4.0 * (groups / 256.0).ceil() + 4.0) / t.numel() as f64
+            }
+            QuantFormat::Nf4 => 4.0 / g,
+        }
     }
+
+    /// Weight bytes one decoded token reads: every tensor it touches (the routed experts it is
+    /// sent to, the whole LM head, one embedding row), at the size `quantize` stores it.
+    pub fn bytes_per_token(&self, cfg: &BitAxonConfig) -> f64 {
+        decode_bytes(cfg, self.tensors(cfg), |t, q| self.bytes_per_element(t, q))
+    }
+}
+
+/// [`Plan::bytes_per_token`] for a float model whose every tensor takes `float_bytes`.
+pub fn float_bytes_per_token(cfg: &BitAxonConfig, float_bytes: f64) -> f64 {
+    let tensors = model_tensors(cfg).into_iter().map(|t| (t, false)).collect();
+    decode_bytes(cfg, tensors, |_, _| float_bytes)
+}
+
+fn decode_bytes(cfg: &BitAxonConfig, tensors: Vec<(TensorSpec, bool)>, bytes: impl Fn(&TensorSpec, bool) -> f64) -> f64 {
+    let has_head = tensors.iter().any(|(t, _)| t.role == TensorRole::LmHead);
+    tensors
+        .iter()
+        .map(|(t, q)| {
+            let n = t.numel() as f64;
+            let read = match t.role {
+                // A tied embedding is also the head, read whole; otherwise one row.
+                TensorRole::Embedding if has_head => n / t.shape[0] as f64,
+                TensorRole::RoutedExperts => n * cfg.moe_top_k as f64 / cfg.moe_num_experts as f64,
+                _ => n,
+            };
+            read * bytes(t, *q)
+        })
+        .sum()
 }
 
 pub fn run(args: QuantizeArgs) -> Result<()> {
@@ -235,6 +265,40 @@ mod tests {
     use super::*;
     use bit_axon::checkpoint::TensorFiles;
     use std::path::Path;
+
+    /// Decode reads every active parameter; a tied embedding is read whole as the head, an
+    /// untied one a row per token.
+    #[test]
+    fn float_bytes_per_token_follow_the_active_parameters() {
+        let tied = BitAxonConfig::small();
+        assert!(tied.weight_tying);
+        let active = tied.param_counts().active_per_token as f64;
+        assert_eq!(float_bytes_per_token(&tied, 4.0), 4.0 * active);
+        let untied = BitAxonConfig { weight_tying: false, ..BitAxonConfig::small() };
+        let (v, ds) = (untied.vocab_size as f64, untied.d_source_model as f64);
+        let active = untied.param_counts().active_per_token as f64;
+        assert_eq!(float_bytes_per_token(&untied, 2.0), 2.0 * (active - v * ds + ds));
+    }
+
+    /// NF4 g64 stores 0.5 + 4/64 bytes per quantized weight; the rest stays at the float size.
+    #[test]
+    fn nf4_bytes_per_token_count_codes_and_scales() {
+        let cfg = BitAxonConfig::medium();
+        let plan = Plan::new(QuantFormat::Nf4, 64, false, FloatDtype::F16).unwrap();
+        let float = float_bytes_per_token(&cfg, 2.0);
+        let q = plan.bytes_per_token(&cfg);
+        // Everything but the embedding, router, gates, norms and SSM dynamics is quantized, and the
+        // tied head becomes its own quantized tensor while the embedding is read one row a token.
+        let small: f64 = model_tensors(&cfg)
+            .iter()
+            .filter(|t| matches!(t.role, TensorRole::Router | TensorRole::Small))
+            .map(|t| t.numel() as f64)
+            .sum();
+        let ds = cfg.d_source_model as f64;
+        let quantized_elems = (float - 2.0 * small) / 2.0; // tied: head read once, as a float tensor
+        let want = 2.0 * (small + ds) + quantized_elems * (0.5 + 4.0 / 64.0);
+        assert!((q - want).abs() < 1.0, "{q} vs {want}");
+    }
 
     /// A quantized model written and read back gives bit-identical logits (double quantization,
     /// applied when writing, moves them by much less than the 4-bit error).

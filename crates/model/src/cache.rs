@@ -5,7 +5,7 @@ use crate::layers::LayerState;
 /// Everything a model needs to continue a batch of sequences token by token.
 ///
 /// Memory is constant in the sequence length: `B·(K-1)·E + B·E·N` per SSM layer and at
-/// most `2·B·W·H` per attention layer.
+/// `2·B·W·H` per attention layer (a fixed-shape ring of the last `W` keys and values).
 #[derive(Debug, Clone)]
 pub struct ModelCache {
     /// Per layer; `None` before the first call.

@@ -111,3 +111,25 @@ fn partial_prefill_then_steps_equals_full_forward() {
     let (out, _) = run_pieces(&model, &ids, &[13, 29, 7, 41]);
     assert_close("chunked prefill 13/29/7/41", &to_vec(out), &full, REL);
 }
+
+/// GPU backends compile a kernel per tensor shape: the attention cache must keep one shape from
+/// the first token on, or every decode step until the window fills brings new shapes.
+#[test]
+fn attention_cache_shape_is_fixed_from_the_first_token() {
+    let (model, ids) = setup(40);
+    let window = test_config().swa_window_size;
+    let mut cache = model.new_cache();
+    let mut shapes = Vec::new();
+    let _ = model.forward_cached(ids.clone().narrow(1, 0, 3), &mut cache);
+    for t in 3..40 {
+        let _ = model.forward_cached(ids.clone().narrow(1, t, 1), &mut cache);
+        for state in cache.layers.iter().flatten() {
+            if let LayerState::Attention(kv) = state {
+                shapes.push(kv.k.dims());
+                assert_eq!(kv.len(), (t + 1).min(window), "valid slots after {} tokens", t + 1);
+            }
+        }
+    }
+    assert!(!shapes.is_empty(), "the test model has attention layers");
+    assert!(shapes.iter().all(|s| s[2] == window), "K shapes {:?}", shapes.iter().map(|s| s[2]).collect::<Vec<_>>());
+}

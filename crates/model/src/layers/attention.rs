@@ -23,21 +23,68 @@ pub struct SlidingWindowAttentionConfig {
     pub query_block: usize,
 }
 
-/// Keys and values of the last (at most `W`) tokens, per attention layer.
+/// Keys and values of the last `W` tokens of an attention layer, as a ring buffer of fixed
+/// shape: the key of absolute position `p` sits in slot `p % W`.
+///
+/// The shape never changes once allocated, so one-token decode steps launch the same kernels
+/// every step (GPU backends compile a kernel per shape; a cache growing by one position per step
+/// recompiled them every step until it reached the window). Attention here has no positional
+/// encoding, so the order of keys in the buffer does not matter, only which slots are valid.
 #[derive(Debug, Clone)]
 pub struct KvCache {
-    /// `[B, heads, len, head_dim]`
+    /// `[B, heads, W, head_dim]`
     pub k: Tensor<4>,
-    /// `[B, heads, len, head_dim]`
+    /// `[B, heads, W, head_dim]`
     pub v: Tensor<4>,
+    /// Tokens seen so far: slots `0..min(seen, W)` are valid.
+    pub seen: usize,
 }
 
 impl KvCache {
+    /// Valid positions held (`min(seen, W)`).
     pub fn len(&self) -> usize {
-        self.k.dims()[2]
+        self.seen.min(self.capacity())
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+    /// The window `W` (slots allocated).
+    pub fn capacity(&self) -> usize {
+        self.k.dims()[2]
+    }
+
+    /// Builds the ring from the keys and values of the last `keep ≤ W` positions, oldest first,
+    /// after `seen` tokens.
+    fn from_ordered(k: Tensor<4>, v: Tensor<4>, seen: usize, window: usize) -> Self {
+        let [b, nh, keep, hd] = k.dims();
+        let ring = |t: Tensor<4>| {
+            if keep < window {
+                // Only while `seen < W`: positions 0..seen in slots 0..seen.
+                let pad = Tensor::zeros([b, nh, window - keep, hd], &t.device());
+                Tensor::cat(vec![t, pad], 2)
+            } else {
+                // Slot of the oldest kept position, `(seen - W) % W`.
+                let s0 = seen % window;
+                if s0 == 0 { t } else { Tensor::cat(vec![t.clone().narrow(2, window - s0, s0), t.narrow(2, 0, window - s0)], 2) }
+            }
+        };
+        Self { k: ring(k), v: ring(v), seen }
+    }
+
+    /// The valid keys and values, oldest first: `[B, heads, len, head_dim]` each.
+    pub fn ordered(&self) -> (Tensor<4>, Tensor<4>) {
+        let (w, len) = (self.capacity(), self.len());
+        let order = |t: Tensor<4>| {
+            let s = self.seen % w;
+            if self.seen < w {
+                t.narrow(2, 0, len)
+            } else if s == 0 {
+                t
+            } else {
+                Tensor::cat(vec![t.clone().narrow(2, s, w - s), t.narrow(2, 0, s)], 2)
+            }
+        };
+        (order(self.k.clone()), order(self.v.clone()))
     }
 }
 
@@ -104,21 +151,31 @@ impl SlidingWindowAttention {
         let q = heads(self.q_proj.forward(x.clone()));
         let k = heads(self.k_proj.forward(x.clone()));
         let v = heads(self.v_proj.forward(x));
+        let options = AttentionModuleOptions { scale: Some(1.0 / (hd as f64).sqrt()), softcap: None, is_causal: false };
+        let cache = match cache {
+            Some(c) if len == 1 && docs.is_none() && c.capacity() == self.window && !c.is_empty() => {
+                return self.decode_step(q, k, v, c, options);
+            }
+            other => other,
+        };
         let (k, v, past) = match cache {
             Some(c) if !c.is_empty() => {
-                let past = c.len();
-                (Tensor::cat(vec![c.k, k], 2), Tensor::cat(vec![c.v, v], 2), past)
+                let past = c.seen;
+                let (pk, pv) = c.ordered();
+                (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2), past)
             }
             _ => (k, v, 0),
         };
+        // Keys held: absolute positions [past - held, past + len).
+        let held = k.dims()[2] - len;
+        let base = past - held;
         let total = past + len;
-        let options = AttentionModuleOptions { scale: Some(1.0 / (hd as f64).sqrt()), softcap: None, is_causal: false };
         let mut outs = Vec::with_capacity(len.div_ceil(self.query_block));
         let mut q0 = 0;
         while q0 < len {
             let q1 = (q0 + self.query_block).min(len);
             // Keys any query of this block can see: absolute positions [past+q0-W+1, past+q1).
-            let k0 = (past + q0 + 1).saturating_sub(self.window);
+            let k0 = (past + q0 + 1).saturating_sub(self.window).max(base);
             let k1 = past + q1;
             let mask = self.band_mask(past + q0, q1 - q0, k0, k1 - k0, &q.device());
             let mask = match docs {
@@ -133,8 +190,8 @@ impl SlidingWindowAttention {
             };
             outs.push(attention(
                 q.clone().narrow(2, q0, q1 - q0),
-                k.clone().narrow(2, k0, k1 - k0),
-                v.clone().narrow(2, k0, k1 - k0),
+                k.clone().narrow(2, k0 - base, k1 - k0),
+                v.clone().narrow(2, k0 - base, k1 - k0),
                 Some(mask),
                 None,
                 options,
@@ -143,8 +200,30 @@ impl SlidingWindowAttention {
         }
         let out = Tensor::cat(outs, 2).swap_dims(1, 2).reshape([bsz, len, h]);
         let keep = self.window.min(total);
-        let cache = KvCache { k: k.narrow(2, total - keep, keep), v: v.narrow(2, total - keep, keep) };
+        let held = k.dims()[2];
+        let cache = KvCache::from_ordered(k.narrow(2, held - keep, keep), v.narrow(2, held - keep, keep), total, self.window);
         (self.o_proj.forward(out), cache)
+    }
+
+    /// One token against a ring cache: the new key and value overwrite the oldest slot in place
+    /// and the query attends to every valid slot. All shapes are the same at every step.
+    fn decode_step(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, cache: KvCache, options: AttentionModuleOptions) -> (Tensor<3>, KvCache) {
+        let [bsz, nh, _, hd] = q.dims();
+        let w = self.window;
+        let slot = cache.seen % w;
+        let seen = cache.seen + 1;
+        let ks = cache.k.slice_assign([0..bsz, 0..nh, slot..slot + 1, 0..hd], k);
+        let vs = cache.v.slice_assign([0..bsz, 0..nh, slot..slot + 1, 0..hd], v);
+        // Slots not written yet (only before the window first fills) are masked.
+        let mask = (seen < w).then(|| {
+            let free: Vec<bool> = (0..w).map(|j| j >= seen).collect();
+            Tensor::<1, Bool>::from_data(TensorData::new(free, [w]), &q.device())
+                .reshape([1, 1, 1, w])
+                .expand([bsz, nh, 1, w])
+        });
+        let out = attention(q, ks.clone(), vs.clone(), mask, None, options);
+        let out = out.swap_dims(1, 2).reshape([bsz, 1, nh * hd]);
+        (self.o_proj.forward(out), KvCache { k: ks, v: vs, seen })
     }
 
     /// `true` where query `qs + i` must not see key `ks + j` (future, or `W` or more behind).
