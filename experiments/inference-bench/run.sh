@@ -1,27 +1,26 @@
 #!/bin/bash
 # `bit-axon benchmark` on the H200 (device tool), from the repo root. Build here first:
-#   CUDARC_CUDA_VERSION=13000 cargo build --release -p bit-axon-cli --features cuda
-#   mkdir -p target/gpu-bench && xz -T2 -c target/release/bit-axon > target/gpu-bench/bit-axon.xz
+#   CARGO_TARGET_DIR=/work/cuda-target CUDARC_CUDA_VERSION=13000 cargo build --release -p bit-axon-cli --features cuda
+#   mkdir -p target/gpu-bench && strip -o /tmp/bit-axon.cuda /work/cuda-target/release/bit-axon \
+#     && xz -T2 -c /tmp/bit-axon.cuda > target/gpu-bench/bit-axon.xz
 #   device: run(command="bash experiments/inference-bench/run.sh", carry=["target/gpu-bench"])
 # Writes everything to $OUT/inference-bench.txt.
 XZ=${CLI_XZ:-target/gpu-bench/bit-axon.xz}
-NV=$(python3 -c 'import nvidia; print(list(nvidia.__path__)[0])' 2>/dev/null)
-NVRTC=$(find /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib $NV -name 'libnvrtc.so.13*' 2>/dev/null | head -1)
-export LD_LIBRARY_PATH=$(dirname "$NVRTC"):${LD_LIBRARY_PATH:-}
-[ -z "${CUDA_PATH:-}" ] && [ -d /usr/local/cuda/include ] && export CUDA_PATH=/usr/local/cuda
-[ -z "${CUDA_PATH:-}" ] && [ -d "$NV/cu13/include" ] && export CUDA_PATH=$NV/cu13
+source "$(dirname "$0")/../cuda-env.sh"
 B=/tmp/bit-axon
-if command -v xz >/dev/null; then xz -dc $XZ > $B; else python3 -c "import lzma,shutil; shutil.copyfileobj(lzma.open('$XZ'), open('$B','wb'))"; fi
-chmod +x $B
+unpack $XZ $B
 OUTF=${OUT:-/tmp}/inference-bench.txt
+DEFAULT_ARGS="--preset medium --prompt-len 512 --gen-len 64 --dtype f16
+--preset medium --prompt-len 512 --gen-len 64 --quant nf4
+--preset medium --prompt-len 512 --gen-len 64 --quant nf4 --dtype f16"
 {
   nvidia-smi -L
-  for args in "--preset small --prompt-len 128 --gen-len 64" \
-              "--preset medium --prompt-len 512 --gen-len 64" \
-              "--preset medium --prompt-len 512 --gen-len 32 --batch 8"; do
+  # BENCH_ARGS: one benchmark per line (default: the medium preset in f16 and in NF4).
+  while IFS= read -r args; do
+    [ -z "$args" ] && continue
     echo "== bit-axon benchmark --device cuda $args"
     t=$(date +%s)
-    timeout ${BENCH_TIMEOUT:-200} $B benchmark --device cuda $args --json
+    timeout ${BENCH_TIMEOUT:-200} $B benchmark --device cuda $args
     echo "exit $? after $(( $(date +%s) - t )) s"
-  done
+  done <<< "${BENCH_ARGS:-$DEFAULT_ARGS}"
 } 2>&1 | tee $OUTF

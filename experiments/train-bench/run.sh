@@ -7,14 +7,9 @@
 #   device: run(command="bash experiments/train-bench/run.sh", carry=["target/gpu-bench"])
 # Writes $OUT/train-bench.txt (log + GPU memory samples) and $OUT/metrics.jsonl.
 XZ=${TRAIN_XZ:-target/gpu-bench/train.xz}
-NV=$(python3 -c 'import nvidia; print(list(nvidia.__path__)[0])' 2>/dev/null)
-NVRTC=$(find /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib $NV -name 'libnvrtc.so.13*' 2>/dev/null | head -1)
-export LD_LIBRARY_PATH=$(dirname "$NVRTC"):${LD_LIBRARY_PATH:-}
-[ -z "${CUDA_PATH:-}" ] && [ -d /usr/local/cuda/include ] && export CUDA_PATH=/usr/local/cuda
-[ -z "${CUDA_PATH:-}" ] && [ -d "$NV/cu13/include" ] && export CUDA_PATH=$NV/cu13
+source "$(dirname "$0")/../cuda-env.sh"
 B=/tmp/train
-if command -v xz >/dev/null; then xz -dc $XZ > $B; else python3 -c "import lzma,shutil; shutil.copyfileobj(lzma.open('$XZ'), open('$B','wb'))"; fi
-chmod +x $B
+unpack $XZ $B
 O=${OUT:-/tmp}
 nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 1000 > $O/gpu-mem.txt 2>/dev/null &
 SMI=$!
