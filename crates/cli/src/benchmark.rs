@@ -86,7 +86,7 @@ pub fn run(args: BenchmarkArgs) -> Result<()> {
         Some(q) => {
             let plan = Plan::new(QuantFormat::parse(q)?, args.group_size, false, fd)?;
             let t = Instant::now();
-            let model = quantize_model(model, &cfg, plan);
+            let model = quantize_model(model, &cfg, plan)?;
             eprintln!("quantized to {q} (group {}) in {:.1} s", args.group_size, t.elapsed().as_secs_f64());
             (model, plan.bytes_per_token(&cfg), format!("{q} g{} + {}", args.group_size, args.dtype))
         }

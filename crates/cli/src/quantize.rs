@@ -1,17 +1,12 @@
 //! `bit-axon quantize`: a float checkpoint → a 4-bit checkpoint the model loads directly.
 //!
-//! Which tensors are stored in 4 bits (the plan, shared by the writer and by `info`'s prediction):
-//! - quantized: every dense projection (`TensorRole::Linear`: SSM in/x/out, attention q/k/v/o,
-//!   shared expert, input/output bridges), the routed-expert stacks, and the LM head — a tied head is
-//!   written as its own quantized `lm_head` (as the reference does) while the embedding stays float;
-//!   a tensor is quantized only when its input width is a multiple of the group size;
-//! - kept in `--float-dtype` (f16 by default): the embedding, the MoE router and the shared-expert
-//!   gate (routing is sensitive to them), norms, the SSM conv, `dt_proj`, `A_log` and `D`.
+//! Which tensors are stored in 4 bits is `bit_axon::quantize`'s rule (projections, expert stacks,
+//! the LM head; the rest in `--float-dtype`, f16 by default).
 //!
 //! NF4 stores `absmax` per group (f32, or 8-bit double-quantized with `--double-quant`); affine4
 //! writes the reference's MLX layout (`scales`/`biases`, `biases_quant` for expert stacks).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -19,10 +14,9 @@ use bit_axon::BitAxonConfig;
 use bit_axon::BitAxonModel;
 use bit_axon::checkpoint::{FloatDtype, Saver, write_safetensors, write_text_atomic};
 use bit_axon::device::parse_device;
-use bit_axon::layers::{ExpertStack, Projection};
 use bit_axon::params::{TensorRole, TensorSpec, model_tensors};
-use bit_axon_quant::{QuantExperts, QuantFormat, QuantLinear, QuantMatrix};
-use burn::prelude::*;
+use bit_axon_quant::QuantFormat;
+use bit_axon::quantize::quantized_layout;
 use clap::Args;
 
 #[derive(Args)]
@@ -67,24 +61,9 @@ impl Plan {
         Ok(Self { format, group_size, double_quant, float_dtype })
     }
 
-    fn quantizes(&self, t: &TensorSpec) -> bool {
-        matches!(t.role, TensorRole::Linear | TensorRole::RoutedExperts | TensorRole::LmHead)
-            && t.shape.last().is_some_and(|&d| d % self.group_size == 0)
-    }
-
-    /// Every tensor the output checkpoint holds, with its role, and whether it is quantized.
+    /// Every tensor the output checkpoint holds, with whether it is quantized.
     fn tensors(&self, cfg: &BitAxonConfig) -> Vec<(TensorSpec, bool)> {
-        let mut all = model_tensors(cfg);
-        if cfg.weight_tying {
-            let e = &all[0];
-            all.push(TensorSpec { name: "lm_head.weight".into(), shape: e.shape.clone(), role: TensorRole::LmHead });
-        }
-        all.into_iter()
-            .map(|t| {
-                let q = self.quantizes(&t);
-                (t, q)
-            })
-            .collect()
+        quantized_layout(cfg, self.group_size)
     }
 
     /// Tensor-data bytes of the checkpoint `quantize` writes for `cfg` (headers excluded).
@@ -151,7 +130,7 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     let device = parse_device("flex")?;
     let (cfg, model, _) =
         BitAxonModel::load(&args.model, &device).with_context(|| format!("loading {}", args.model.display()))?;
-    let model = quantize_model(model, &cfg, plan);
+    let model = quantize_model(model, &cfg, plan)?;
     std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
     let mut sv = Saver::new(plan.float_dtype, plan.float_dtype);
     sv.double_quant = plan.double_quant;
@@ -183,86 +162,15 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
 }
 
 /// Replaces the planned float projections and expert stacks of `model` by 4-bit ones.
-pub fn quantize_model(mut model: BitAxonModel, cfg: &BitAxonConfig, plan: Plan) -> BitAxonModel {
-    let names: HashSet<String> = plan.tensors(cfg).into_iter().filter(|(_, q)| *q).map(|(t, _)| t.name).collect();
-    let device = model.embed_tokens.weight.val().device();
-    let conv = |p: Projection, prefix: &str| -> Projection {
-        match p.as_float() {
-            Some(l) if names.contains(&format!("{prefix}.weight")) => {
-                let w = l.weight.val().transpose(); // Burn keeps [in, out]
-                Projection { adapter: p.adapter, ..Projection::quant(QuantLinear::from_matrix(&quantize_tensor(prefix, w, plan), &device)) }
-            }
-            _ => p,
-        }
-    };
-    let conv_experts = |e: ExpertStack, prefix: &str| -> ExpertStack {
-        match e {
-            ExpertStack::Float(p) if names.contains(&format!("{prefix}.weight")) => {
-                ExpertStack::Quant(QuantExperts::from_matrix(&quantize_tensor(prefix, p.val(), plan), &device))
-            }
-            other => other,
-        }
-    };
-    model.input_proj = conv(model.input_proj, "input_proj");
-    model.output_proj = conv(model.output_proj, "output_proj");
-    model.lm_head = match model.lm_head.take() {
-        Some(h) => Some(conv(h, "lm_head")),
-        None if names.contains("lm_head.weight") => {
-            let w = model.embed_tokens.weight.val();
-            Some(Projection::quant(QuantLinear::from_matrix(&quantize_tensor("lm_head", w, plan), &device)))
-        }
-        None => None,
-    };
-    let layers = std::mem::take(&mut model.layers);
-    model.layers = layers
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut b)| {
-            let p = format!("layer_{i}");
-            if let Some(mut s) = b.ssm.take() {
-                s.in_proj = conv(s.in_proj, &format!("{p}.ssm.in_proj"));
-                s.x_proj = conv(s.x_proj, &format!("{p}.ssm.x_proj"));
-                s.out_proj = conv(s.out_proj, &format!("{p}.ssm.out_proj"));
-                b.ssm = Some(s);
-            }
-            if let Some(mut a) = b.attention.take() {
-                a.q_proj = conv(a.q_proj, &format!("{p}.attention.q_proj"));
-                a.k_proj = conv(a.k_proj, &format!("{p}.attention.k_proj"));
-                a.v_proj = conv(a.v_proj, &format!("{p}.attention.v_proj"));
-                a.o_proj = conv(a.o_proj, &format!("{p}.attention.o_proj"));
-                b.attention = Some(a);
-            }
-            if let Some(mut m) = b.moe.take() {
-                let q = format!("{p}.moe");
-                m.gate = conv(m.gate, &format!("{q}.gate"));
-                m.shared_expert_gate = conv(m.shared_expert_gate, &format!("{q}.shared_expert_gate"));
-                let se = &mut m.shared_expert;
-                se.gate_proj = conv(se.gate_proj.clone(), &format!("{q}.shared_expert.gate_proj"));
-                se.up_proj = conv(se.up_proj.clone(), &format!("{q}.shared_expert.up_proj"));
-                se.down_proj = conv(se.down_proj.clone(), &format!("{q}.shared_expert.down_proj"));
-                let sw = &mut m.switch_mlp;
-                sw.gate_proj = conv_experts(sw.gate_proj.clone(), &format!("{q}.switch_mlp.gate_proj"));
-                sw.up_proj = conv_experts(sw.up_proj.clone(), &format!("{q}.switch_mlp.up_proj"));
-                sw.down_proj = conv_experts(sw.down_proj.clone(), &format!("{q}.switch_mlp.down_proj"));
-                b.moe = Some(m);
-            }
-            b
-        })
-        .collect();
-    model
-}
-
-fn quantize_tensor<const D: usize>(name: &str, w: Tensor<D>, plan: Plan) -> QuantMatrix {
-    let shape = w.dims().to_vec();
-    let values: Vec<f32> = w.into_data().convert::<f32>().try_to_vec().expect("float weights");
-    // The exact absmax is kept in memory; with --double-quant the writer stores its 8-bit form.
-    QuantMatrix::quantize(name, plan.format, &values, &shape, plan.group_size)
-        .expect("the plan only quantizes tensors whose width is a multiple of the group size")
+pub fn quantize_model(model: BitAxonModel, cfg: &BitAxonConfig, plan: Plan) -> Result<BitAxonModel> {
+    Ok(model.quantize_weights(cfg, plan.format, plan.group_size)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bit_axon::layers::Projection;
+    use burn::prelude::*;
     use bit_axon::checkpoint::TensorFiles;
     use std::path::Path;
 
@@ -312,7 +220,7 @@ mod tests {
         for (format, dq) in [(QuantFormat::Nf4, false), (QuantFormat::Nf4, true), (QuantFormat::Affine4, false)] {
             let plan = Plan::new(format, 32, dq, FloatDtype::F32).unwrap();
             let (cfg, model, _) = BitAxonModel::load(&fixture, &device).unwrap();
-            let model = quantize_model(model, &cfg, plan);
+            let model = quantize_model(model, &cfg, plan).unwrap();
             assert!(model.input_proj.is_quantized() && model.lm_head.as_ref().is_some_and(Projection::is_quantized));
             let before: Vec<f32> = model.forward(ids.clone()).into_data().try_to_vec().unwrap();
             let dir = std::env::temp_dir().join(format!("bit-axon-q-unit-{}-{format:?}-{dq}", std::process::id()));

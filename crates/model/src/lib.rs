@@ -20,6 +20,7 @@ pub mod error;
 pub mod layers;
 pub mod model;
 pub mod params;
+pub mod quantize;
 
 pub use cache::ModelCache;
 pub use config::{BitAxonConfig, LayerKind};

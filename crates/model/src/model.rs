@@ -10,7 +10,7 @@ use crate::cache::ModelCache;
 use crate::checkpoint::{FloatDtype, Loader, Saver, TensorFiles, write_safetensors, write_text_atomic};
 use crate::config::BitAxonConfig;
 use crate::error::{Error, Result};
-use crate::layers::{Block, BlockConfig, Projection, Segments};
+use crate::layers::{Block, BlockConfig, ExpertStack, Projection, Segments};
 use crate::params::model_tensors;
 
 /// The Bit-Axon language model.
@@ -165,6 +165,19 @@ impl BitAxonModel {
         f("output_proj", &mut self.output_proj);
         if let Some(h) = &mut self.lm_head {
             f("lm_head", h);
+        }
+    }
+
+    /// Calls `f` on every routed-expert stack with its checkpoint prefix
+    /// (`layer_{i}.moe.switch_mlp.{gate,up,down}_proj`).
+    pub fn visit_expert_stacks_mut(&mut self, f: &mut dyn FnMut(&str, &mut ExpertStack)) {
+        for (i, b) in self.layers.iter_mut().enumerate() {
+            if let Some(m) = &mut b.moe {
+                let sw = &mut m.switch_mlp;
+                for (name, s) in [("gate_proj", &mut sw.gate_proj), ("up_proj", &mut sw.up_proj), ("down_proj", &mut sw.down_proj)] {
+                    f(&format!("layer_{i}.moe.switch_mlp.{name}"), s);
+                }
+            }
         }
     }
 

@@ -78,35 +78,6 @@ pub fn apply(model: BitAxonModel, s: &AdapterSection, device: &Device) -> Result
     Ok((model, paths))
 }
 
-/// Replaces every float projection (input width a multiple of `group_size`) by a frozen 4-bit
-/// one, keeping adapters (QLoRA). The embedding, routed experts and the tied head stay float.
-pub fn quantize_base(mut model: BitAxonModel, format: QuantFormat, group_size: usize) -> Result<BitAxonModel> {
-    let mut err = None;
-    model.visit_projections_mut(&mut |path, p| {
-        let Some(l) = p.as_float() else { return };
-        let [d_in, d_out] = l.weight.dims();
-        if d_in % group_size != 0 || err.is_some() {
-            return;
-        }
-        let device = l.weight.val().device();
-        let w: Vec<f32> = match l.weight.val().transpose().into_data().convert::<f32>().try_to_vec::<f32>() {
-            Ok(v) => v,
-            Err(e) => {
-                err = Some(anyhow::anyhow!("{path}: {e:?}"));
-                return;
-            }
-        };
-        match QuantMatrix::quantize(path, format, &w, &[d_out, d_in], group_size) {
-            Ok(m) => p.weight = Projection::quant(QuantLinear::from_matrix(&m, &device)).weight,
-            Err(e) => err = Some(anyhow::anyhow!("{e}")),
-        }
-    });
-    match err {
-        Some(e) => Err(e),
-        None => Ok(model),
-    }
-}
-
 /// `adapter_config.json` in PEFT's schema (the fields PEFT reads for LoRA/DoRA).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PeftConfig {

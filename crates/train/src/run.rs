@@ -144,7 +144,8 @@ fn prepare(opts: &RunOptions) -> Result<Prepared> {
     }
     let model = if cfg.quant.enabled {
         let f = QuantFormat::parse(&cfg.quant.format)?;
-        adapters::quantize_base(model, f, cfg.quant.group_size)?
+        // The frozen base (`bit_axon::quantize`'s rule); adapters train in float beside it.
+        model.quantize_weights(&mcfg, f, cfg.quant.group_size)?
     } else {
         model
     };

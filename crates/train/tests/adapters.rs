@@ -108,7 +108,7 @@ fn merge_case(kind: &str, quant: bool) {
     let cfg = tiny();
     let mut base = cfg.init(&dev);
     if quant {
-        base = adapters::quantize_base(base, QuantFormat::Nf4, 32).unwrap();
+        base = base.quantize_weights(&cfg, QuantFormat::Nf4, 32).unwrap();
     }
     let (m, _) = adapters::apply(base, &section(kind), &dev).unwrap();
     let m = perturb(m, 9);
@@ -144,6 +144,8 @@ fn merge_case(kind: &str, quant: bool) {
 /// The base of `src` (weights only) copied into `dst`, so loading the adapter onto it is fair.
 fn clone_weights(src: &BitAxonModel, mut dst: BitAxonModel) -> BitAxonModel {
     let bases: Vec<_> = src.projections().into_iter().map(|(_, p)| p.weight.clone()).collect();
+    // A 4-bit base has its own quantized copy of a tied head.
+    dst.lm_head = src.lm_head.clone();
     let mut i = 0;
     dst.visit_projections_mut(&mut |_, p| {
         p.weight = bases[i].clone();
