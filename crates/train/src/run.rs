@@ -19,9 +19,9 @@ use burn::train::{InferenceStep, Learner, LearnerModel, SupervisedTraining, Trai
 use crate::adapters;
 use crate::checkpoint::{self, AdapterOnlyModel, AlwaysSave, RunState, StagedCheckpointer, Written};
 use crate::config::TrainConfig;
-use crate::data::loader::{EvalLoader, RowStream, StreamSpec, TrainLoader};
+use crate::data::loader::{RowStream, StreamSpec, TrainLoader, eval_loader};
 use crate::data::load_documents;
-use crate::data::preference::{PairEvalLoader, PairLoader, PairStream, load_pairs};
+use crate::data::preference::{PairLoader, PairStream, load_pairs, pair_eval_loader};
 use crate::hooks::ThermalHook;
 use crate::lm::CausalLm;
 use crate::metrics::MetricsFile;
@@ -226,7 +226,7 @@ pub fn run(opts: &RunOptions, hooks: Vec<Box<dyn StepHook>>) -> Result<RunReport
             };
             let stream = PairStream::new(Arc::new(train.pairs), t.seed, t.batch_size, t.grad_accum);
             let tl = PairLoader::new(stream, p.start.step, t.max_steps, pad_id, inner.clone());
-            let el = PairEvalLoader::new(&eval, t.batch_size, t.eval_batches, pad_id, inner);
+            let el = pair_eval_loader(&eval, t.batch_size, t.eval_batches, pad_id, inner);
             let lambda = p.cfg.orpo.lambda;
             let model = p.model.clone();
             launch(p, OrpoLm { model, lambda }, Arc::new(tl), Arc::new(el), hooks, opts.quiet)
@@ -250,8 +250,8 @@ pub fn run(opts: &RunOptions, hooks: Vec<Box<dyn StepHook>>) -> Result<RunReport
                 pack: p.cfg.data.pack,
             };
             let stream = RowStream::new(Arc::new(train.docs), spec.clone());
-            let tl = TrainLoader::new(stream, p.start.step, t.max_steps, inner.clone());
-            let el = EvalLoader::new(&eval, &spec, t.eval_batches, inner);
+            let tl = TrainLoader::new(stream, p.start.step, t.max_steps, spec.pad_id, inner.clone());
+            let el = eval_loader(&eval, &spec, t.eval_batches, inner);
             let model = p.model.clone();
             launch(p, CausalLm { model }, Arc::new(tl), Arc::new(el), hooks, opts.quiet)
         }

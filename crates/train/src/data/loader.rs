@@ -7,15 +7,14 @@
 //! sequence; micro-batch `k` is rows `[k·B, (k+1)·B)`. Optimizer step `s` takes micro-batches
 //! `[s·A, (s+1)·A)` and normalises their loss by the step's total target count.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bit_axon::layers::Segments;
-use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
-use burn::data::dataset::DatasetError;
 use burn::prelude::*;
 
 use super::Encoded;
 use super::pack::{Row, pack};
+use super::step_loader::{FixedLoader, HostItem, StepLoader, StepSource};
 use crate::lm::LmBatch;
 use crate::rng::SplitMix64;
 
@@ -123,148 +122,40 @@ impl RowStream {
     }
 }
 
+impl StepSource for RowStream {
+    type Item = HostBatch;
+    fn step_batches(&mut self, step: u64) -> Vec<HostBatch> {
+        RowStream::step_batches(self, step)
+    }
+    fn grad_accum(&self) -> usize {
+        self.spec.grad_accum
+    }
+}
+
+impl HostItem for HostBatch {
+    type Batch = LmBatch;
+    /// Rows are padded when packed; `pad_id` is not needed again.
+    fn to_device(&self, _pad_id: u32, device: &Device) -> LmBatch {
+        self.to_batch(device)
+    }
+}
+
 /// Training data loader: micro-batches of steps `[start_step, max_steps)`.
-pub struct TrainLoader {
-    stream: Arc<Mutex<RowStream>>,
-    pub start_step: u64,
-    pub max_steps: u64,
-    grad_accum: usize,
-    device: Device,
-}
-
-impl TrainLoader {
-    pub fn new(stream: RowStream, start_step: u64, max_steps: u64, device: Device) -> Self {
-        let grad_accum = stream.spec.grad_accum;
-        Self { stream: Arc::new(Mutex::new(stream)), start_step, max_steps, grad_accum, device }
-    }
-}
-
-struct TrainIter<'a> {
-    loader: &'a TrainLoader,
-    step: u64,
-    pending: Vec<HostBatch>,
-    done: usize,
-}
-
-impl Iterator for TrainIter<'_> {
-    type Item = Result<LmBatch, DatasetError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.pending.is_empty() {
-            if self.step >= self.loader.max_steps {
-                return None;
-            }
-            let mut s = self.loader.stream.lock().expect("row stream lock");
-            self.pending = s.step_batches(self.step);
-            self.pending.reverse();
-            self.step += 1;
-        }
-        let h = self.pending.pop()?;
-        self.done += 1;
-        Some(Ok(h.to_batch(&self.loader.device)))
-    }
-}
-
-impl DataLoaderIterator<LmBatch> for TrainIter<'_> {
-    fn progress(&self) -> Progress {
-        let total = (self.loader.max_steps - self.loader.start_step) as usize * self.loader.grad_accum;
-        Progress::new(self.done, total, Some("micro-batches".into()))
-    }
-}
-
-impl DataLoader<LmBatch> for TrainLoader {
-    fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<LmBatch> + 'a> {
-        Box::new(TrainIter { loader: self, step: self.start_step, pending: Vec::new(), done: 0 })
-    }
-
-    fn num_items(&self) -> usize {
-        (self.max_steps - self.start_step) as usize * self.grad_accum
-    }
-
-    fn to_device(&self, device: &Device) -> Arc<dyn DataLoader<LmBatch>> {
-        Arc::new(Self {
-            stream: self.stream.clone(),
-            start_step: self.start_step,
-            max_steps: self.max_steps,
-            grad_accum: self.grad_accum,
-            device: device.clone(),
-        })
-    }
-
-    fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<LmBatch>> {
-        let a = self.grad_accum as u64;
-        Arc::new(Self {
-            stream: self.stream.clone(),
-            start_step: self.start_step + start as u64 / a,
-            max_steps: (self.start_step + (end as u64).div_ceil(a)).min(self.max_steps),
-            grad_accum: self.grad_accum,
-            device: self.device.clone(),
-        })
-    }
-}
+pub type TrainLoader = StepLoader<RowStream>;
 
 /// Evaluation batches: the eval documents packed in file order, fixed for the whole run.
-#[derive(Clone)]
-pub struct EvalLoader {
-    batches: Arc<Vec<HostBatch>>,
-    device: Device,
-}
+pub type EvalLoader = FixedLoader<HostBatch>;
 
-impl EvalLoader {
-    pub fn new(docs: &[Encoded], spec: &StreamSpec, max_batches: usize, device: Device) -> Self {
-        let rows = pack(docs.iter(), spec.seq_len, spec.pad_id, spec.pack);
-        let mut batches: Vec<HostBatch> =
-            rows.chunks(spec.batch_size).map(|c| HostBatch { rows: c.to_vec(), step_tokens: 0 }).collect();
-        if max_batches > 0 {
-            batches.truncate(max_batches);
-        }
-        for b in &mut batches {
-            b.step_tokens = b.tokens();
-        }
-        Self { batches: Arc::new(batches), device }
+/// The evaluation batches of `docs` (at most `max_batches` when not 0).
+pub fn eval_loader(docs: &[Encoded], spec: &StreamSpec, max_batches: usize, device: Device) -> EvalLoader {
+    let rows = pack(docs.iter(), spec.seq_len, spec.pad_id, spec.pack);
+    let mut batches: Vec<HostBatch> =
+        rows.chunks(spec.batch_size).map(|c| HostBatch { rows: c.to_vec(), step_tokens: 0 }).collect();
+    if max_batches > 0 {
+        batches.truncate(max_batches);
     }
-
-    pub fn len(&self) -> usize {
-        self.batches.len()
+    for b in &mut batches {
+        b.step_tokens = b.tokens();
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.batches.is_empty()
-    }
-}
-
-struct EvalIter<'a> {
-    loader: &'a EvalLoader,
-    i: usize,
-}
-
-impl Iterator for EvalIter<'_> {
-    type Item = Result<LmBatch, DatasetError>;
-    fn next(&mut self) -> Option<Self::Item> {
-        let h = self.loader.batches.get(self.i)?;
-        self.i += 1;
-        Some(Ok(h.to_batch(&self.loader.device)))
-    }
-}
-
-impl DataLoaderIterator<LmBatch> for EvalIter<'_> {
-    fn progress(&self) -> Progress {
-        Progress::new(self.i, self.loader.batches.len(), Some("batches".into()))
-    }
-}
-
-impl DataLoader<LmBatch> for EvalLoader {
-    fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<LmBatch> + 'a> {
-        Box::new(EvalIter { loader: self, i: 0 })
-    }
-    fn num_items(&self) -> usize {
-        self.batches.len()
-    }
-    fn to_device(&self, device: &Device) -> Arc<dyn DataLoader<LmBatch>> {
-        Arc::new(Self { batches: self.batches.clone(), device: device.clone() })
-    }
-    fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<LmBatch>> {
-        let end = end.min(self.batches.len());
-        Arc::new(Self { batches: Arc::new(self.batches[start.min(end)..end].to_vec()), device: self.device.clone() })
-    }
+    FixedLoader::new(batches, spec.pad_id, device)
 }

@@ -6,6 +6,7 @@ pub mod format;
 pub mod loader;
 pub mod pack;
 pub mod preference;
+pub mod step_loader;
 
 use std::path::PathBuf;
 

@@ -4,18 +4,17 @@
 //! content and closing `<|im_end|>` do (as in SFT). Problems are reported as `file:line: ...`.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use bit_axon::layers::Segments;
 use bit_axon_inference::{ChatTemplate, Message, TextTokenizer};
-use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
-use burn::data::dataset::DatasetError;
 use burn::prelude::*;
 use serde_json::Value;
 
 use super::encode::{Encoded, encode};
 use super::format::{Example, LineError};
+use super::step_loader::{FixedLoader, HostItem, StepLoader, StepSource};
 use crate::config::{DataConfig, OnError};
 use crate::rng::SplitMix64;
 
@@ -231,137 +230,39 @@ impl PairStream {
     }
 }
 
-pub struct PairLoader {
-    stream: Arc<Mutex<PairStream>>,
-    start_step: u64,
-    max_steps: u64,
-    accum: usize,
-    pad_id: u32,
-    device: Device,
-}
-
-impl PairLoader {
-    pub fn new(stream: PairStream, start_step: u64, max_steps: u64, pad_id: u32, device: Device) -> Self {
-        let accum = stream.accum;
-        Self { stream: Arc::new(Mutex::new(stream)), start_step, max_steps, accum, pad_id, device }
+impl StepSource for PairStream {
+    type Item = HostPairs;
+    fn step_batches(&mut self, step: u64) -> Vec<HostPairs> {
+        PairStream::step_batches(self, step)
+    }
+    fn grad_accum(&self) -> usize {
+        self.accum
     }
 }
 
-struct PairIter<'a> {
-    l: &'a PairLoader,
-    step: u64,
-    pending: Vec<HostPairs>,
-    done: usize,
-}
-
-impl Iterator for PairIter<'_> {
-    type Item = Result<PairBatch, DatasetError>;
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.pending.is_empty() {
-            if self.step >= self.l.max_steps {
-                return None;
-            }
-            self.pending = self.l.stream.lock().expect("pair stream").step_batches(self.step);
-            self.pending.reverse();
-            self.step += 1;
-        }
-        let h = self.pending.pop()?;
-        self.done += 1;
-        Some(Ok(h.to_batch(self.l.pad_id, &self.l.device)))
+impl HostItem for HostPairs {
+    type Batch = PairBatch;
+    fn to_device(&self, pad_id: u32, device: &Device) -> PairBatch {
+        self.to_batch(pad_id, device)
     }
 }
 
-impl DataLoaderIterator<PairBatch> for PairIter<'_> {
-    fn progress(&self) -> Progress {
-        Progress::new(self.done, self.l.num_items(), Some("micro-batches".into()))
-    }
-}
-
-impl DataLoader<PairBatch> for PairLoader {
-    fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<PairBatch> + 'a> {
-        Box::new(PairIter { l: self, step: self.start_step, pending: Vec::new(), done: 0 })
-    }
-    fn num_items(&self) -> usize {
-        (self.max_steps - self.start_step) as usize * self.accum
-    }
-    fn to_device(&self, device: &Device) -> Arc<dyn DataLoader<PairBatch>> {
-        Arc::new(Self {
-            stream: self.stream.clone(),
-            start_step: self.start_step,
-            max_steps: self.max_steps,
-            accum: self.accum,
-            pad_id: self.pad_id,
-            device: device.clone(),
-        })
-    }
-    fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<PairBatch>> {
-        let a = self.accum as u64;
-        Arc::new(Self {
-            stream: self.stream.clone(),
-            start_step: self.start_step + start as u64 / a,
-            max_steps: (self.start_step + (end as u64).div_ceil(a)).min(self.max_steps),
-            accum: self.accum,
-            pad_id: self.pad_id,
-            device: self.device.clone(),
-        })
-    }
-}
+/// Training pairs of steps `[start_step, max_steps)`.
+pub type PairLoader = StepLoader<PairStream>;
 
 /// Held-out pairs in file order, in batches.
-#[derive(Clone)]
-pub struct PairEvalLoader {
-    batches: Arc<Vec<HostPairs>>,
-    pad_id: u32,
-    device: Device,
-}
+pub type PairEvalLoader = FixedLoader<HostPairs>;
 
-impl PairEvalLoader {
-    pub fn new(pairs: &[Pair], batch: usize, max_batches: usize, pad_id: u32, device: Device) -> Self {
-        let mut batches: Vec<HostPairs> =
-            pairs.chunks(batch.max(1)).map(|c| HostPairs { pairs: c.to_vec(), step_pairs: 0, step_chosen_tokens: 0 }).collect();
-        if max_batches > 0 {
-            batches.truncate(max_batches);
-        }
-        for b in &mut batches {
-            b.step_pairs = b.pairs.len();
-            b.step_chosen_tokens = b.chosen_tokens();
-        }
-        Self { batches: Arc::new(batches), pad_id, device }
+/// The evaluation batches of `pairs` (at most `max_batches` when not 0).
+pub fn pair_eval_loader(pairs: &[Pair], batch: usize, max_batches: usize, pad_id: u32, device: Device) -> PairEvalLoader {
+    let mut batches: Vec<HostPairs> =
+        pairs.chunks(batch.max(1)).map(|c| HostPairs { pairs: c.to_vec(), step_pairs: 0, step_chosen_tokens: 0 }).collect();
+    if max_batches > 0 {
+        batches.truncate(max_batches);
     }
-}
-
-struct PairEvalIter<'a> {
-    l: &'a PairEvalLoader,
-    i: usize,
-}
-
-impl Iterator for PairEvalIter<'_> {
-    type Item = Result<PairBatch, DatasetError>;
-    fn next(&mut self) -> Option<Self::Item> {
-        let h = self.l.batches.get(self.i)?;
-        self.i += 1;
-        Some(Ok(h.to_batch(self.l.pad_id, &self.l.device)))
+    for b in &mut batches {
+        b.step_pairs = b.pairs.len();
+        b.step_chosen_tokens = b.chosen_tokens();
     }
-}
-
-impl DataLoaderIterator<PairBatch> for PairEvalIter<'_> {
-    fn progress(&self) -> Progress {
-        Progress::new(self.i, self.l.batches.len(), Some("batches".into()))
-    }
-}
-
-impl DataLoader<PairBatch> for PairEvalLoader {
-    fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<PairBatch> + 'a> {
-        Box::new(PairEvalIter { l: self, i: 0 })
-    }
-    fn num_items(&self) -> usize {
-        self.batches.len()
-    }
-    fn to_device(&self, device: &Device) -> Arc<dyn DataLoader<PairBatch>> {
-        Arc::new(Self { batches: self.batches.clone(), pad_id: self.pad_id, device: device.clone() })
-    }
-    fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<PairBatch>> {
-        let end = end.min(self.batches.len());
-        Arc::new(Self { batches: Arc::new(self.batches[start.min(end)..end].to_vec()), pad_id: self.pad_id, device: self.device.clone() })
-    }
+    FixedLoader::new(batches, pad_id, device)
 }
