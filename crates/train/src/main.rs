@@ -86,6 +86,9 @@ fn main() -> ExitCode {
             }
             println!("base model: {}", r.base_dir.display());
             println!("adapter saved to {}", r.adapter_dir.display());
+            if let Some(c) = &r.outcome.last_checkpoint {
+                println!("last checkpoint (for --resume): {}", c.display());
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

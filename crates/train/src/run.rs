@@ -354,10 +354,18 @@ where
         std::fs::remove_dir_all(&tmp)?;
     }
     adapters::save_peft(result.model.bit_axon(), &cfg.adapter, Some(&p.base_dir.display().to_string()), &tmp)?;
+    // Swap by renames, so an interruption leaves either the previous adapter or the new one.
+    let old = run_dir.join(".old-adapter");
+    if old.exists() {
+        std::fs::remove_dir_all(&old)?;
+    }
     if adapter_dir.exists() {
-        std::fs::remove_dir_all(&adapter_dir)?;
+        std::fs::rename(&adapter_dir, &old)?;
     }
     std::fs::rename(&tmp, &adapter_dir)?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old)?;
+    }
     Ok(RunReport {
         outcome,
         run_dir,
