@@ -23,32 +23,38 @@ pub struct SlidingWindowAttentionConfig {
     pub query_block: usize,
 }
 
-/// Keys and values of the last `W` tokens of an attention layer, as a ring buffer of fixed
-/// shape: the key of absolute position `p` sits in slot `p % W`.
+/// Smallest ring a cache allocates (see [`KvCache`]).
+pub const KV_MIN_CAPACITY: usize = 16;
+
+/// Keys and values of the last `W` tokens of an attention layer, as a ring buffer: the key of
+/// absolute position `p` sits in slot `p % capacity`.
 ///
-/// The shape never changes once allocated, so one-token decode steps launch the same kernels
-/// every step (GPU backends compile a kernel per shape; a cache growing by one position per step
-/// recompiled them every step until it reached the window). Attention here has no positional
-/// encoding, so the order of keys in the buffer does not matter, only which slots are valid.
+/// GPU backends compile a kernel per tensor shape, and a cache growing by one position per
+/// decode step recompiled them at every step until it reached the window. The capacity instead
+/// doubles from [`KV_MIN_CAPACITY`] up to `W` (so at most `log2(W / 16) + 1` shapes, and a decode
+/// step reads at most twice the valid keys); once it is `W` the shape never changes and the ring
+/// wraps. Attention here has no positional encoding, so the order of keys in the buffer does not
+/// matter, only which slots are valid.
 #[derive(Debug, Clone)]
 pub struct KvCache {
-    /// `[B, heads, W, head_dim]`
+    /// `[B, heads, capacity, head_dim]`
     pub k: Tensor<4>,
-    /// `[B, heads, W, head_dim]`
+    /// `[B, heads, capacity, head_dim]`
     pub v: Tensor<4>,
-    /// Tokens seen so far: slots `0..min(seen, W)` are valid.
+    /// Tokens seen so far. Until the ring wraps (`seen ≤ capacity`), slots `0..seen` are valid;
+    /// after, all are.
     pub seen: usize,
 }
 
 impl KvCache {
-    /// Valid positions held (`min(seen, W)`).
+    /// Valid positions held.
     pub fn len(&self) -> usize {
         self.seen.min(self.capacity())
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// The window `W` (slots allocated).
+    /// Slots allocated.
     pub fn capacity(&self) -> usize {
         self.k.dims()[2]
     }
@@ -56,12 +62,12 @@ impl KvCache {
     /// Builds the ring from the keys and values of the last `keep ≤ W` positions, oldest first,
     /// after `seen` tokens.
     fn from_ordered(k: Tensor<4>, v: Tensor<4>, seen: usize, window: usize) -> Self {
-        let [b, nh, keep, hd] = k.dims();
+        let keep = k.dims()[2];
         let ring = |t: Tensor<4>| {
             if keep < window {
-                // Only while `seen < W`: positions 0..seen in slots 0..seen.
-                let pad = Tensor::zeros([b, nh, window - keep, hd], &t.device());
-                Tensor::cat(vec![t, pad], 2)
+                // Only while `seen < W`: positions 0..seen in slots 0..seen, the rest free.
+                let cap = keep.next_power_of_two().max(KV_MIN_CAPACITY).min(window);
+                grow(t, cap)
             } else {
                 // Slot of the oldest kept position, `(seen - W) % W`.
                 let s0 = seen % window;
@@ -73,19 +79,29 @@ impl KvCache {
 
     /// The valid keys and values, oldest first: `[B, heads, len, head_dim]` each.
     pub fn ordered(&self) -> (Tensor<4>, Tensor<4>) {
-        let (w, len) = (self.capacity(), self.len());
+        let cap = self.capacity();
         let order = |t: Tensor<4>| {
-            let s = self.seen % w;
-            if self.seen < w {
-                t.narrow(2, 0, len)
+            let s = self.seen % cap;
+            if self.seen <= cap {
+                t.narrow(2, 0, self.seen)
             } else if s == 0 {
                 t
             } else {
-                Tensor::cat(vec![t.clone().narrow(2, s, w - s), t.narrow(2, 0, s)], 2)
+                Tensor::cat(vec![t.clone().narrow(2, s, cap - s), t.narrow(2, 0, s)], 2)
             }
         };
         (order(self.k.clone()), order(self.v.clone()))
     }
+}
+
+/// `t [B, heads, n, hd]` padded with free slots to `[B, heads, cap, hd]`.
+fn grow(t: Tensor<4>, cap: usize) -> Tensor<4> {
+    let [b, nh, n, hd] = t.dims();
+    if cap <= n {
+        return t;
+    }
+    let pad = Tensor::zeros([b, nh, cap - n, hd], &t.device());
+    Tensor::cat(vec![t, pad], 2)
 }
 
 /// Multi-head causal attention restricted to a sliding window, without positional encoding
@@ -153,7 +169,7 @@ impl SlidingWindowAttention {
         let v = heads(self.v_proj.forward(x));
         let options = AttentionModuleOptions { scale: Some(1.0 / (hd as f64).sqrt()), softcap: None, is_causal: false };
         let cache = match cache {
-            Some(c) if len == 1 && docs.is_none() && c.capacity() == self.window && !c.is_empty() => {
+            Some(c) if len == 1 && docs.is_none() && !c.is_empty() => {
                 return self.decode_step(q, k, v, c, options);
             }
             other => other,
@@ -205,21 +221,28 @@ impl SlidingWindowAttention {
         (self.o_proj.forward(out), cache)
     }
 
-    /// One token against a ring cache: the new key and value overwrite the oldest slot in place
-    /// and the query attends to every valid slot. All shapes are the same at every step.
+    /// One token against a ring cache: the new key and value overwrite one slot in place (the
+    /// next free one, or the oldest once the ring is full at `W`) and the query attends to every
+    /// valid slot. Shapes change only when the ring doubles.
     fn decode_step(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, cache: KvCache, options: AttentionModuleOptions) -> (Tensor<3>, KvCache) {
         let [bsz, nh, _, hd] = q.dims();
-        let w = self.window;
-        let slot = cache.seen % w;
-        let seen = cache.seen + 1;
-        let ks = cache.k.slice_assign([0..bsz, 0..nh, slot..slot + 1, 0..hd], k);
-        let vs = cache.v.slice_assign([0..bsz, 0..nh, slot..slot + 1, 0..hd], v);
-        // Slots not written yet (only before the window first fills) are masked.
-        let mask = (seen < w).then(|| {
-            let free: Vec<bool> = (0..w).map(|j| j >= seen).collect();
-            Tensor::<1, Bool>::from_data(TensorData::new(free, [w]), &q.device())
-                .reshape([1, 1, 1, w])
-                .expand([bsz, nh, 1, w])
+        let KvCache { k: mut ks, v: mut vs, seen } = cache;
+        let mut cap = ks.dims()[2];
+        if seen >= cap && cap < self.window {
+            cap = (2 * cap).min(self.window);
+            ks = grow(ks, cap);
+            vs = grow(vs, cap);
+        }
+        let slot = seen % cap;
+        let seen = seen + 1;
+        let ks = ks.slice_assign([0..bsz, 0..nh, slot..slot + 1, 0..hd], k);
+        let vs = vs.slice_assign([0..bsz, 0..nh, slot..slot + 1, 0..hd], v);
+        // Free slots (before the ring first fills) are masked.
+        let mask = (seen < cap).then(|| {
+            let free: Vec<bool> = (0..cap).map(|j| j >= seen).collect();
+            Tensor::<1, Bool>::from_data(TensorData::new(free, [cap]), &q.device())
+                .reshape([1, 1, 1, cap])
+                .expand([bsz, nh, 1, cap])
         });
         let out = attention(q, ks.clone(), vs.clone(), mask, None, options);
         let out = out.swap_dims(1, 2).reshape([bsz, 1, nh * hd]);

@@ -11,7 +11,7 @@ pub mod segments;
 pub mod ssm;
 
 pub use adapter::{Adapter, AdapterConfig, row_sq_norms};
-pub use attention::{KvCache, SlidingWindowAttention, SlidingWindowAttentionConfig};
+pub use attention::{KV_MIN_CAPACITY, KvCache, SlidingWindowAttention, SlidingWindowAttentionConfig};
 pub use block::{Block, BlockConfig, LayerState};
 pub use moe::{Mlp, SharedExpertMoe, SharedExpertMoeConfig, SwitchGlu};
 pub use projection::{ExpertStack, Projection, ProjectionWeight};
