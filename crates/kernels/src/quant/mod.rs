@@ -25,12 +25,39 @@ use burn::prelude::*;
 /// Rows (`batch·seq`) up to which [`quant_linear`] uses the GEMV kernel.
 pub const GEMV_MAX_ROWS: usize = 8;
 
+/// The GEMV kernel [`quant_linear_with`] runs for `M ≤ GEMV_MAX_ROWS` rows (the GEMM above).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GemvKernel {
+    /// `kernels::quant_gemv`: one plane of 32 lanes per output, `x` read from global memory
+    /// for every word.
+    #[default]
+    Lanes,
+    /// `kernels::quant_gemv_rows`: several outputs per cube, `x` staged once in shared memory
+    /// and reused across them. Falls back to `Lanes` when that does not fit in shared memory
+    /// (`kernels::gemv2_shared_bytes` above the device's limit or `kernels::GEMV2_MAX_SHARED`;
+    /// with 48 KiB: `K` up to about 10 000 at one row).
+    Rows,
+}
+
+impl GemvKernel {
+    pub const ALL: [GemvKernel; 2] = [GemvKernel::Lanes, GemvKernel::Rows];
+
+    pub(crate) fn from_index(i: usize) -> Self {
+        match i {
+            1 => GemvKernel::Rows,
+            _ => GemvKernel::Lanes,
+        }
+    }
+}
+
 /// The fused products as a backend extension: implemented for CubeCL backends (`Cube`), lazily
 /// for `Fusion`, and with a backward for `Autodiff` (w.r.t. `x` only; the weight is frozen).
 #[backend_extension(Cube, Autodiff, Fusion)]
+#[allow(clippy::too_many_arguments)]
 pub trait QuantMatmulBackend: Backend {
-    /// `x [M, K]·Wᵀ → [M, N]`. `biases` is ignored unless `has_bias`.
-    #[fusion(meta = |x, packed, _s, _b, _l, _gs, _hb| Spec::new(Shape::new([x.shape[0], packed.shape[0]]), x.dtype))]
+    /// `x [M, K]·Wᵀ → [M, N]`. `biases` is ignored unless `has_bias`; `gemv` is a
+    /// [`GemvKernel`] as `usize` (which kernel runs for `M ≤ GEMV_MAX_ROWS`).
+    #[fusion(meta = |x, packed, _s, _b, _l, _gs, _hb, _gv| Spec::new(Shape::new([x.shape[0], packed.shape[0]]), x.dtype))]
     fn quant_matmul(
         x: FloatTensor<Self>,
         packed: IntTensor<Self>,
@@ -39,6 +66,7 @@ pub trait QuantMatmulBackend: Backend {
         lut: FloatTensor<Self>,
         group_size: usize,
         has_bias: bool,
+        gemv: usize,
     ) -> FloatTensor<Self>;
 
     /// `g [M, N]·W → [M, K]`. `biases` is ignored unless `has_bias`.
@@ -112,10 +140,16 @@ impl QuantWeight {
     }
 }
 
-/// `x [.., K]·Wᵀ → [.., N]` through the fused kernels (differentiable in `x`).
+/// `x [.., K]·Wᵀ → [.., N]` through the fused kernels (differentiable in `x`), with the default
+/// [`GemvKernel`].
 ///
 /// Panics on a non-CubeCL device or when the shapes disagree.
 pub fn quant_linear<const D: usize>(x: Tensor<D>, w: &QuantWeight) -> Tensor<D> {
+    quant_linear_with(x, w, GemvKernel::default())
+}
+
+/// [`quant_linear`] with the GEMV kernel chosen (used for `M ≤ GEMV_MAX_ROWS` rows only).
+pub fn quant_linear_with<const D: usize>(x: Tensor<D>, w: &QuantWeight, gemv: GemvKernel) -> Tensor<D> {
     let (n, k) = w.dims("quant_linear");
     assert!(is_cube(&x.device()), "quant_linear kernel: device {:?} is not a CubeCL device", x.device());
     let mut dims = x.dims();
@@ -131,6 +165,7 @@ pub fn quant_linear<const D: usize>(x: Tensor<D>, w: &QuantWeight) -> Tensor<D> 
         lut,
         w.group_size,
         has_bias,
+        gemv as usize,
     ));
     dims[D - 1] = n;
     y.reshape(dims)
