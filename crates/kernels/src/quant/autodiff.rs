@@ -39,7 +39,7 @@ impl<B: Backend + QuantMatmulBackend> Backward<B, 1> for QuantMatmulTBackward {
         let (packed, scales, biases, lut, gs, has_bias) = ops.state;
         let [parent] = ops.parents;
         if let Some(node) = parent {
-            let gemv = GemvKernel::default() as usize;
+            let gemv = GemvKernel::default().index();
             grads.register::<B>(node.id, B::quant_matmul(grad, packed, scales, biases, lut, gs, has_bias, gemv));
         }
     }

@@ -70,8 +70,19 @@ impl QuantMatmulBackend for CubeBackend {
         let dtypes = [dtype_to_storage_type(x.dtype), dtype_to_storage_type(w.packed.dtype)];
         let k = w.packed.meta.shape()[1] * 8;
         let max_shared = x.client.properties().hardware.max_shared_memory_size.min(GEMV2_MAX_SHARED);
-        if GemvKernel::from_index(gemv) == GemvKernel::Rows && gemv2_shared_bytes(m, k) <= max_shared {
-            let rpc = gemv2_rows_per_cube(m);
+        let rpc = match GemvKernel::from_index(gemv) {
+            GemvKernel::Lanes => None,
+            GemvKernel::Rows => {
+                let sms = x.client.properties().hardware.num_streaming_multiprocessors.unwrap_or(64) as usize;
+                let mut r = gemv2_max_rows_per_cube(m);
+                while r > 1 && n.div_ceil(r) < 2 * sms {
+                    r /= 2;
+                }
+                Some(r)
+            }
+            GemvKernel::RowsPerCube(r) => Some(r.clamp(1, gemv2_max_rows_per_cube(m))),
+        };
+        if let Some(rpc) = rpc.filter(|&r| gemv2_shared_bytes(m, k, r) <= max_shared) {
             quant_gemv_rows::launch(
                 &x.client,
                 CubeCount::Static(n.div_ceil(rpc) as u32, 1, 1),

@@ -168,21 +168,21 @@ pub const GEMV2_THREADS: usize = 128;
 /// Most shared memory [`quant_gemv_rows`] asks for (its launcher falls back to [`quant_gemv`]
 /// above it, or above the device's limit: 32 KiB on lavapipe).
 pub const GEMV2_MAX_SHARED: usize = 48 * 1024;
-/// Products `rows_per_cube · rows` each thread of [`quant_gemv_rows`] accumulates.
-pub const GEMV2_ACC: usize = 8;
+/// Most products `rows_per_cube · rows` each thread of [`quant_gemv_rows`] accumulates.
+pub const GEMV2_ACC: usize = 16;
 
-/// Output rows per cube of [`quant_gemv_rows`] for `rows` input rows (`rows ≤ GEMV2_ACC`).
-pub fn gemv2_rows_per_cube(rows: usize) -> usize {
+/// Largest output rows per cube of [`quant_gemv_rows`] for `rows` input rows.
+pub fn gemv2_max_rows_per_cube(rows: usize) -> usize {
     (GEMV2_ACC / rows.max(1)).max(1)
 }
 
 /// Shared memory of [`quant_gemv_rows`] in bytes: staged `x`, decode table, reduction buffer.
-pub fn gemv2_shared_bytes(rows: usize, k: usize) -> usize {
-    4 * (rows * (k + k / 8) + 16 + gemv2_rows_per_cube(rows) * rows * GEMV2_THREADS)
+pub fn gemv2_shared_bytes(rows: usize, k: usize, rows_per_cube: usize) -> usize {
+    4 * (rows * (k + k / 8) + 16 + rows_per_cube * rows * GEMV2_THREADS)
 }
 
 /// GEMV, second layout: `y [M, N] = x [M, K]·Wᵀ` with `M = rows` and `K = k_dim` comptime. Each
-/// cube of [`GEMV2_THREADS`] owns `rpc` consecutive outputs `n` and stages `x` once in shared
+/// cube of [`GEMV2_THREADS`] owns `rpc` (comptime) consecutive outputs `n` and stages `x` once in shared
 /// memory as f32, padded by one slot every 8 values (`xs[m·K' + 9w + j]` = `x[m, 8w + j]`,
 /// `K' = 9K/8`), so 32 lanes reading the 8 values of 32 consecutive words hit 32 different banks.
 /// Thread `t` strides over words `w = t, t + 128, …`: per word it reads `x`'s 8 values once and
@@ -214,6 +214,19 @@ pub fn quant_gemv_rows<F: Float, I: Int>(
     if tid < 16 {
         table[tid] = lut[tid];
     }
+    // The first words of this thread's rows are requested before `x` is staged (they do not
+    // depend on it), then each step requests the next step's words before its arithmetic.
+    let mut w = tid;
+    let mut ws = Array::<u32>::new(rpc);
+    #[unroll]
+    for r in 0..rpc {
+        let n = n0 + r;
+        let mut v = 0u32;
+        if n < n_dim && w < words {
+            v = u32::cast_from(packed[n * words + w]);
+        }
+        ws[r] = v;
+    }
     let mut xs = Shared::<[f32]>::new_slice(comptime!(rows * (k_dim + k_dim / 8)));
     #[unroll]
     for m in 0..rows {
@@ -229,16 +242,16 @@ pub fn quant_gemv_rows<F: Float, I: Int>(
     for i in 0..rpc * rows {
         acc[i] = 0.0;
     }
-    let mut w = tid;
     while w < words {
-        // The words of all rows first (independent loads in flight), then the arithmetic.
-        let mut ws = Array::<u32>::new(rpc);
+        let mut cur = Array::<u32>::new(rpc);
+        let next = w + GEMV2_THREADS;
         #[unroll]
         for r in 0..rpc {
+            cur[r] = ws[r];
             let n = n0 + r;
             let mut v = 0u32;
-            if n < n_dim {
-                v = u32::cast_from(packed[n * words + w]);
+            if n < n_dim && next < words {
+                v = u32::cast_from(packed[n * words + next]);
             }
             ws[r] = v;
         }
@@ -267,7 +280,7 @@ pub fn quant_gemv_rows<F: Float, I: Int>(
                     b = biases[n * groups + g];
                 }
             }
-            let word = ws[r];
+            let word = cur[r];
             let mut vals = Array::<f32>::new(8usize);
             #[unroll]
             for j in 0..8u32 {
@@ -287,7 +300,7 @@ pub fn quant_gemv_rows<F: Float, I: Int>(
                 }
             }
         }
-        w += GEMV2_THREADS;
+        w = next;
     }
     let mut red = Shared::<[f32]>::new_slice(comptime!(rpc * rows * GEMV2_THREADS));
     #[unroll]

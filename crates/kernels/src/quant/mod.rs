@@ -33,19 +33,34 @@ pub enum GemvKernel {
     #[default]
     Lanes,
     /// `kernels::quant_gemv_rows`: several outputs per cube, `x` staged once in shared memory
-    /// and reused across them. Falls back to `Lanes` when that does not fit in shared memory
-    /// (`kernels::gemv2_shared_bytes` above the device's limit or `kernels::GEMV2_MAX_SHARED`;
-    /// with 48 KiB: `K` up to about 10 000 at one row).
+    /// and reused across them; outputs per cube chosen from `N` and the device's SM count (the
+    /// most, up to `16 / M`, that still gives every SM two cubes). Falls back to `Lanes` when it
+    /// does not fit in shared memory (`kernels::gemv2_shared_bytes` above the device's limit or
+    /// `kernels::GEMV2_MAX_SHARED`; with 48 KiB: `K` up to about 9 000 at one row).
     Rows,
+    /// `Rows` with this many outputs per cube (capped at `16 / M`).
+    RowsPerCube(usize),
 }
 
 impl GemvKernel {
-    pub const ALL: [GemvKernel; 2] = [GemvKernel::Lanes, GemvKernel::Rows];
+    /// The kernels the tests compare with the plain path.
+    pub const ALL: [GemvKernel; 4] =
+        [GemvKernel::Lanes, GemvKernel::Rows, GemvKernel::RowsPerCube(3), GemvKernel::RowsPerCube(16)];
+
+    /// The `usize` passed through the backend op.
+    pub(crate) fn index(self) -> usize {
+        match self {
+            GemvKernel::Lanes => 0,
+            GemvKernel::Rows => 1,
+            GemvKernel::RowsPerCube(r) => 1 + r.max(1),
+        }
+    }
 
     pub(crate) fn from_index(i: usize) -> Self {
         match i {
+            0 => GemvKernel::Lanes,
             1 => GemvKernel::Rows,
-            _ => GemvKernel::Lanes,
+            r => GemvKernel::RowsPerCube(r - 1),
         }
     }
 }
@@ -165,7 +180,7 @@ pub fn quant_linear_with<const D: usize>(x: Tensor<D>, w: &QuantWeight, gemv: Ge
         lut,
         w.group_size,
         has_bias,
-        gemv as usize,
+        gemv.index(),
     ));
     dims[D - 1] = n;
     y.reshape(dims)
