@@ -270,7 +270,14 @@ fn main() {
     let k = env_one("QBENCH_COPY_LOG2", 30);
     let big = Tensor::<2>::random([1, 1 << k], Distribution::Uniform(0.0, 1.0), &dev);
     let method = dev.profile(|| ()).expect("profile window").1.timing_method();
-    println!("device timing method: {method:?}{}", if method == TimingMethod::Device { "" } else { " (NOT the device clock: device figures are wall time between syncs)" });
+    println!(
+        "device timing method: {method:?}{}",
+        if method == TimingMethod::Device {
+            ""
+        } else {
+            " (NOT the device clock: device figures are wall time between syncs)"
+        }
+    );
     let t = time_probe(&dev, 5, || big.clone().add_scalar(1.0));
     let t_dev = device_probe(&dev, 5, || big.clone().add_scalar(1.0));
     let bytes = 2.0 * 4.0 * (1u64 << k) as f64;
@@ -282,7 +289,11 @@ fn main() {
     );
     drop(big);
     let blocker = Blocker::new(&dev, env_one("QBENCH_BLOCKER", 4096));
-    println!("blocker: f32 matmul {0}×{0}·{0}×{0}, {1:.3} ms device time each", blocker.b.dims()[0], blocker.each * 1e3);
+    println!(
+        "blocker: f32 matmul {0}×{0}·{0}×{0}, {1:.3} ms device time each",
+        blocker.b.dims()[0],
+        blocker.each * 1e3
+    );
     // The per-call floor: the same GEMV on a 256×256 NF4 weight (its 32 KB take ~10 ns at the copy
     // bandwidth, so what is left is the cost of a call).
     {

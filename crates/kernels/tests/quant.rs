@@ -5,7 +5,9 @@
 //! the kernels' tiles. Needs a Vulkan driver (`mesa-vulkan-drivers`).
 #![cfg(feature = "wgpu")]
 
-use bit_axon_kernels::quant::{GEMV_MAX_ROWS, GemvKernel, QuantWeight, quant_linear, quant_linear_t, quant_linear_with};
+use bit_axon_kernels::quant::{
+    GEMV_MAX_ROWS, GemvKernel, QuantWeight, quant_linear, quant_linear_t, quant_linear_with,
+};
 use bit_axon_quant::{QuantFormat, QuantLinear, QuantMatrix, QuantizedWeight};
 use burn::prelude::*;
 use burn::tensor::Distribution;
@@ -93,7 +95,9 @@ fn forward_matches_plain_path() {
             let what = format!("{:?} out={} in={} gs={} rows={rows}", c.format, c.n, c.k, c.gs);
             assert_close(&what, &got, &want, 1e-5);
             if rows <= GEMV_MAX_ROWS {
-                for gemv in GemvKernel::ALL {
+                // The fixed outputs-per-cube variants at 1 and 3 rows only (each shape is a JIT compile).
+                let fixed = rows == 1 || rows == 3;
+                for gemv in GemvKernel::ALL.into_iter().filter(|g| fixed || !matches!(g, GemvKernel::RowsPerCube(_))) {
                     let got = to_vec(quant_linear_with(x.clone().to_device(&gpu), &w, gemv));
                     assert_close(&format!("{what} {gemv:?}"), &got, &want, 1e-5);
                 }
