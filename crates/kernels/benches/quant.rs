@@ -295,21 +295,22 @@ fn main() {
         blocker.each * 1e3
     );
     // The per-call floor: the same GEMV on a 256×256 NF4 weight (its 32 KB take ~10 ns at the copy
-    // bandwidth, so what is left is the cost of a call).
+    // bandwidth, so what is left is the cost of a call); the new kernels' floor comes in pass 2.
+    let floor_m = random_matrix(QuantFormat::Nf4, 256, 256, gs);
+    let floor_w = quant_weight(&QuantLinear::from_matrix(&floor_m, &dev), gs);
+    let floor_x = Tensor::<2>::random([1, 256], Distribution::Uniform(-1.0, 1.0), &dev);
+    let floor = |kernel: GemvKernel| {
+        let t = measure(&dev, gemv_iters, dev_iters, &blocker, || quant_linear_with(floor_x.clone(), &floor_w, kernel));
+        println!(
+            "per-call floor (4-bit GEMV {kernel:?} on a 256×256 weight): wall {:.2} µs, device {} µs (queued: {})",
+            t.wall * 1e6,
+            us(t.device),
+            if t.queued { "yes" } else { "NO" }
+        );
+    };
+    floor(GemvKernel::Lanes);
     {
-        let m = random_matrix(QuantFormat::Nf4, 256, 256, gs);
-        let w = quant_weight(&QuantLinear::from_matrix(&m, &dev), gs);
-        let x = Tensor::<2>::random([1, 256], Distribution::Uniform(-1.0, 1.0), &dev);
-        for kernel in [GemvKernel::Lanes, GemvKernel::Rows] {
-            let t = measure(&dev, gemv_iters, dev_iters, &blocker, || quant_linear_with(x.clone(), &w, kernel));
-            println!(
-                "per-call floor (4-bit GEMV {kernel:?} on a 256×256 weight): wall {:.2} µs, device {} µs (queued: {})",
-                t.wall * 1e6,
-                us(t.device),
-                if t.queued { "yes" } else { "NO" }
-            );
-        }
-        let x16 = x.clone().cast(DType::F16);
+        let x16 = floor_x.clone().cast(DType::F16);
         let w16 = Tensor::<2>::random([256, 256], Distribution::Normal(0.0, 0.02), &dev).cast(DType::F16);
         let t = measure(&dev, gemv_iters, dev_iters, &blocker, || x16.clone().matmul(w16.clone()));
         println!(
@@ -319,13 +320,48 @@ fn main() {
             if t.queued { "yes" } else { "NO" }
         );
     }
+    let header = || {
+        println!(
+            "| in | out | format | kernel | wall µs | device µs | GB/s (dev) | % copy (dev) | GB/s (wall) | dense f16 wall µs | dense f16 device µs | speed-up vs f16 (wall) | speed-up vs f16 (dev) | queued | plain µs | max rel err vs plain |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    };
+    // One GEMV row: `kernel` on `c`, timed both ways and checked against the plain path.
+    let gemv_row = |c: &Case, kernel: GemvKernel| {
+        let t = measure(&dev, gemv_iters, dev_iters, &blocker, || quant_linear_with(c.x.clone(), &c.w, kernel));
+        let err = max_rel_err(quant_linear_with(c.x.clone(), &c.w, kernel), c.layer.forward_plain(c.x.clone()));
+        println!(
+            "| {} | {} | {:?} | {kernel:?} | {:.2} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {:.1} | {err:.1e} |",
+            c.d_in,
+            c.d_out,
+            c.format,
+            t.wall * 1e6,
+            us(t.device),
+            rate(c.bytes, t.device),
+            pct(c.bytes, t.device, copy_dev),
+            rate(c.bytes, Some(t.wall)),
+            c.dense.wall * 1e6,
+            us(c.dense.device),
+            ratio(Some(c.dense.wall), Some(t.wall)),
+            ratio(c.dense.device, t.device),
+            match (t.queued, c.dense.queued) {
+                (true, true) => "yes",
+                (true, false) => "NO (dense)",
+                (false, true) => "NO (4-bit)",
+                (false, false) => "NO",
+            },
+            c.t_plain * 1e6,
+        );
+        std::io::stdout().flush().ok();
+    };
+
+    // Pass 1: the default kernel (`Lanes`, as in runs 1-2), the dense f16 matmul, the plain path
+    // and the GEMM, for every shape.
     println!();
     println!("GEMV, batch 1 (x f32 for the 4-bit kernels, f16 for the dense matmul); µs per call, wall / device:");
-    println!(
-        "| in | out | format | kernel | wall µs | device µs | GB/s (dev) | % copy (dev) | GB/s (wall) | dense f16 wall µs | dense f16 device µs | speed-up vs f16 (wall) | speed-up vs f16 (dev) | queued | plain µs | max rel err vs plain |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    header();
     std::io::stdout().flush().ok();
+    let mut cases = Vec::new();
     let mut gemm_rows = Vec::new();
     for &(d_in, d_out) in &shapes {
         let wf16 = Tensor::<2>::random([d_in, d_out], Distribution::Normal(0.0, 0.02), &dev).cast(DType::F16);
@@ -339,37 +375,16 @@ fn main() {
             let t_plain = time(&dev, gemv_iters.min(20), || layer.forward_plain(x.clone()));
             let groups = (d_out * d_in / gs) as f64 * if layer.biases.is_some() { 8.0 } else { 4.0 };
             let bytes = (d_out * d_in) as f64 / 2.0 + groups + 4.0 * (d_in + d_out) as f64;
-            for kernel in KERNELS {
-                let t = measure(&dev, gemv_iters, dev_iters, &blocker, || quant_linear_with(x.clone(), &w, kernel));
-                let err = max_rel_err(quant_linear_with(x.clone(), &w, kernel), layer.forward_plain(x.clone()));
-                println!(
-                    "| {d_in} | {d_out} | {format:?} | {kernel:?} | {:.2} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {:.1} | {err:.1e} |",
-                    t.wall * 1e6,
-                    us(t.device),
-                    rate(bytes, t.device),
-                    pct(bytes, t.device, copy_dev),
-                    rate(bytes, Some(t.wall)),
-                    dense.wall * 1e6,
-                    us(dense.device),
-                    ratio(Some(dense.wall), Some(t.wall)),
-                    ratio(dense.device, t.device),
-                    match (t.queued, dense.queued) {
-                        (true, true) => "yes",
-                        (true, false) => "NO (dense)",
-                        (false, true) => "NO (4-bit)",
-                        (false, false) => "NO",
-                    },
-                    t_plain * 1e6,
-                );
-                std::io::stdout().flush().ok();
-            }
+            let case = Case { d_in, d_out, format, layer, w, x, bytes, t_plain, dense };
+            gemv_row(&case, GemvKernel::Lanes);
             if format == QuantFormat::Nf4 {
-                // GEMM at `tokens` rows (NF4 only), measured after the GEMV rows.
+                // GEMM at `tokens` rows (NF4 only), measured after the GEMV row.
+                let (layer, w) = (&case.layer, &case.w);
                 let xm = Tensor::<2>::random([tokens, d_in], Distribution::Uniform(-1.0, 1.0), &dev);
                 let x16m = xm.clone().cast(DType::F16);
                 let gm = Tensor::<2>::random([tokens, d_out], Distribution::Uniform(-1.0, 1.0), &dev);
-                let fwd = || quant_linear_with(xm.clone(), &w, GemvKernel::default());
-                let bwd = || quant_linear_t(gm.clone(), &w);
+                let fwd = || quant_linear_with(xm.clone(), w, GemvKernel::default());
+                let bwd = || quant_linear_t(gm.clone(), w);
                 let dense_m = || x16m.clone().matmul(wf16.clone());
                 let t_gemm = time_probe(&dev, gemm_iters, fwd);
                 let t_gemm_t = time_probe(&dev, gemm_iters, bwd);
@@ -399,6 +414,7 @@ fn main() {
                 std::io::stdout().flush().ok();
                 gemm_rows.push(row);
             }
+            cases.push(case);
         }
     }
     println!();
@@ -410,4 +426,41 @@ fn main() {
     for r in gemm_rows {
         println!("{r}");
     }
+
+    // Pass 2: the other GEMV kernels, each row on its own (a failure is printed, and the rest run).
+    println!();
+    let guarded = |what: String, f: &dyn Fn()| {
+        if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            println!("| {what} FAILED: {} |", msg.lines().take(6).collect::<Vec<_>>().join(" / "));
+            std::io::stdout().flush().ok();
+        }
+    };
+    guarded("floor Rows".into(), &|| floor(GemvKernel::Rows));
+    println!();
+    println!("GEMV, batch 1, the other kernels (same columns):");
+    header();
+    for c in &cases {
+        for kernel in KERNELS.into_iter().filter(|&k| k != GemvKernel::Lanes) {
+            guarded(format!("{} | {} | {:?} | {kernel:?}", c.d_in, c.d_out, c.format), &|| gemv_row(c, kernel));
+        }
+    }
+}
+
+/// One GEMV shape and format of the bench, kept for the second pass.
+struct Case {
+    d_in: usize,
+    d_out: usize,
+    format: QuantFormat,
+    layer: QuantLinear,
+    w: QuantWeight,
+    x: Tensor<2>,
+    /// Bytes a call must move (see the header).
+    bytes: f64,
+    t_plain: f64,
+    dense: Timing,
 }
