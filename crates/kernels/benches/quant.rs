@@ -34,6 +34,7 @@
 //!   the blocker's device time). When it says `NO`, the device time includes host gaps, i.e. is
 //!   an upper bound. (On a backend without a device clock the window falls back to wall time
 //!   between two syncs; the header prints the timing method.)
+//!
 //! GB/s, % of copy and the speed-up vs dense f16 are given from both figures. The per-call floor
 //! (the same GEMV on a 256×256 weight, whose 32 KB take ~10 ns at the copy bandwidth) is printed
 //! both ways too. GEMM calls and the copy are milliseconds long: wall time with a one-element

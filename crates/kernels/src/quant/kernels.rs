@@ -163,8 +163,9 @@ pub fn quant_gemv<F: Float, I: Int>(
     }
 }
 
-/// Threads per cube of [`quant_gemv_rows`] (four planes of 32).
+/// Threads per cube of [`quant_gemv_rows`] (four planes of 32; its reduction tree has 7 levels).
 pub const GEMV2_THREADS: usize = 128;
+const _: () = assert!(GEMV2_THREADS == 1 << 7);
 /// Most shared memory [`quant_gemv_rows`] asks for (its launcher falls back to [`quant_gemv`]
 /// above it, or above the device's limit: 32 KiB on lavapipe).
 pub const GEMV2_MAX_SHARED: usize = 48 * 1024;

@@ -8,7 +8,8 @@
 //! ```
 //! `packed [N, K/8]` holds 8 codes per 32-bit word (code `j` in bits `4j..4j+3`, stored as `i32`),
 //! `scales`/`biases` `[N, K/gs]`, `lut [16]` the decode table (NF4 codebook, or `0..15` for affine).
-//! `M ≤ GEMV_MAX_ROWS` runs the GEMV kernel (decode), larger `M` the tiled GEMM (prefill, training);
+//! `M ≤ GEMV_MAX_ROWS` runs a GEMV kernel (decode; [`GemvKernel`] picks which, see
+//! [`quant_linear_with`]), larger `M` the tiled GEMM (prefill, training);
 //! the transposed product always runs the tiled GEMM. Accumulation is f32.
 //!
 //! [`quant_linear`] works on any CubeCL device (wgpu, CUDA), with or without autodiff: the weight
