@@ -18,7 +18,7 @@
 //! 500 calls for the wall time, GEMM 25 calls), `QBENCH_DEV_ITERS` (200 GEMV calls for the device
 //! time), `QBENCH_BLOCKER` (4096: side of the blocker's f32 matmul), `QBENCH_COPY_LOG2` (30).
 //!
-//! Two figures per call:
+//! Three figures per call:
 //! - **wall**: `iters` calls launched back to back, their outputs kept, then one device sync; the
 //!   mean per call (after two warm-up calls, which include JIT and autotune). When the host's
 //!   per-call cost (Burn dispatch, fusion server thread, CubeCL launch) exceeds the kernel's, this
@@ -34,10 +34,12 @@
 //!   the blocker's device time). When it says `NO`, the device time includes host gaps, i.e. is
 //!   an upper bound. (On a backend without a device clock the window falls back to wall time
 //!   between two syncs; the header prints the timing method.)
+//! - **host launch**: host seconds per call while launching those `dev_iters` calls (the device
+//!   is busy with the blocker, so nothing waits on it): the per-call host cost alone.
 //!
-//! GB/s, % of copy and the speed-up vs dense f16 are given from both figures. The per-call floor
-//! (the same GEMV on a 256×256 weight, whose 32 KB take ~10 ns at the copy bandwidth) is printed
-//! both ways too. GEMM calls and the copy are milliseconds long: wall time with a one-element
+//! GB/s, % of copy and the speed-up vs dense f16 are given from the wall and device figures. The
+//! per-call floor (the same GEMV on a 256×256 weight, whose 32 KB take ~10 ns at the copy
+//! bandwidth) is printed all three ways too. GEMM calls and the copy are milliseconds long: wall time with a one-element
 //! read-back after each call (see `time_probe`), device time from one window per call.
 //! Bytes counted for the 4-bit kernels: packed codes `N·K/2`, scales `4·N·K/gs` (and biases for
 //! affine), input and output (f32). Dense f16: weight `2·N·K`, input and output (f16).
@@ -162,6 +164,8 @@ impl Blocker {
 #[derive(Clone, Copy)]
 struct Timing {
     wall: f64,
+    /// Host seconds per call to launch the calls while the device is busy (launch rate).
+    host: f64,
     device: Option<f64>,
     /// All calls were on the stream before the blocker could finish (device time is clean).
     queued: bool,
@@ -180,24 +184,27 @@ fn measure<T: Send + 'static>(
     dev.sync().expect("sync");
     let t0 = Instant::now();
     let (blk, d_blk) = dev.profile_with(flush(), || blocker.run(reps)).expect("profile window");
+    let t1 = Instant::now();
     let (outs, d) =
         dev.profile_with(flush(), || (0..dev_iters).map(|_| f()).collect::<Vec<T>>()).expect("profile window");
     let launched = t0.elapsed().as_secs_f64();
+    let host = t1.elapsed().as_secs_f64() / dev_iters as f64;
     dev.sync().expect("sync");
     drop(outs);
     drop(blk);
     let (d_blk, d) = (resolve(d_blk), resolve(d));
     if std::env::var("QBENCH_VERBOSE").is_ok_and(|v| v == "1") {
         eprintln!(
-            "  [measure: wall {:.2} µs/call; blocker {reps} × {:.3} ms = {} ms device; {dev_iters} calls launched {:.3} ms after the blocker; their window {} ms]",
+            "  [measure: wall {:.2} µs/call; host {:.2} µs/call; blocker {reps} × {:.3} ms = {} ms device; {dev_iters} calls launched {:.3} ms after the blocker; their window {} ms]",
             wall * 1e6,
+            host * 1e6,
             blocker.each * 1e3,
             d_blk.map_or("-".into(), |b| format!("{:.3}", b * 1e3)),
             launched * 1e3,
             d.map_or("-".into(), |b| format!("{:.3}", b * 1e3)),
         );
     }
-    Timing { wall, device: d.map(|d| d / dev_iters as f64), queued: d_blk.is_some_and(|b| launched < b) }
+    Timing { wall, host, device: d.map(|d| d / dev_iters as f64), queued: d_blk.is_some_and(|b| launched < b) }
 }
 
 fn us(t: Option<f64>) -> String {
@@ -303,8 +310,9 @@ fn main() {
     let floor = |kernel: GemvKernel| {
         let t = measure(&dev, gemv_iters, dev_iters, &blocker, || quant_linear_with(floor_x.clone(), &floor_w, kernel));
         println!(
-            "per-call floor (4-bit GEMV {kernel:?} on a 256×256 weight): wall {:.2} µs, device {} µs (queued: {})",
+            "per-call floor (4-bit GEMV {kernel:?} on a 256×256 weight): wall {:.2} µs, host launch {:.2} µs, device {} µs (queued: {})",
             t.wall * 1e6,
+            t.host * 1e6,
             us(t.device),
             if t.queued { "yes" } else { "NO" }
         );
@@ -315,28 +323,30 @@ fn main() {
         let w16 = Tensor::<2>::random([256, 256], Distribution::Normal(0.0, 0.02), &dev).cast(DType::F16);
         let t = measure(&dev, gemv_iters, dev_iters, &blocker, || x16.clone().matmul(w16.clone()));
         println!(
-            "per-call floor (dense f16 [1,256]·[256,256]): wall {:.2} µs, device {} µs (queued: {})",
+            "per-call floor (dense f16 [1,256]·[256,256]): wall {:.2} µs, host launch {:.2} µs, device {} µs (queued: {})",
             t.wall * 1e6,
+            t.host * 1e6,
             us(t.device),
             if t.queued { "yes" } else { "NO" }
         );
     }
     let header = || {
         println!(
-            "| in | out | format | kernel | wall µs | device µs | GB/s (dev) | % copy (dev) | GB/s (wall) | dense f16 wall µs | dense f16 device µs | speed-up vs f16 (wall) | speed-up vs f16 (dev) | queued | plain µs | max rel err vs plain |"
+            "| in | out | format | kernel | wall µs | host launch µs | device µs | GB/s (dev) | % copy (dev) | GB/s (wall) | dense f16 wall µs | dense f16 device µs | speed-up vs f16 (wall) | speed-up vs f16 (dev) | queued | plain µs | max rel err vs plain |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     };
     // One GEMV row: `kernel` on `c`, timed both ways and checked against the plain path.
     let gemv_row = |c: &Case, kernel: GemvKernel| {
         let t = measure(&dev, gemv_iters, dev_iters, &blocker, || quant_linear_with(c.x.clone(), &c.w, kernel));
         let err = max_rel_err(quant_linear_with(c.x.clone(), &c.w, kernel), c.layer.forward_plain(c.x.clone()));
         println!(
-            "| {} | {} | {:?} | {kernel:?} | {:.2} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {:.1} | {err:.1e} |",
+            "| {} | {} | {:?} | {kernel:?} | {:.2} | {:.2} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {:.1} | {err:.1e} |",
             c.d_in,
             c.d_out,
             c.format,
             t.wall * 1e6,
+            t.host * 1e6,
             us(t.device),
             rate(c.bytes, t.device),
             pct(c.bytes, t.device, copy_dev),
