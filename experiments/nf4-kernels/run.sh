@@ -7,6 +7,9 @@
 XZ=${QBENCH_XZ:-target/gpu-nf4/quant.xz}   # run from the repo root
 nvidia-smi -L; nvidia-smi --query-gpu=driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
 source "$(dirname "$0")/../cuda-env.sh"
+# One line per timing on stderr (blocker length, launch time, window): shows whether the
+# device-time figures are clean (see the bench header).
+export QBENCH_VERBOSE=${QBENCH_VERBOSE:-1}
 B=/tmp/quant-bench
 unpack $XZ $B
 OUTF=${OUT:-/tmp}/nf4-bench.txt

@@ -5,7 +5,9 @@
 //! the kernels' tiles. Needs a Vulkan driver (`mesa-vulkan-drivers`).
 #![cfg(feature = "wgpu")]
 
-use bit_axon_kernels::quant::{QuantWeight, quant_linear, quant_linear_t};
+use bit_axon_kernels::quant::{
+    GEMV_MAX_ROWS, GemvKernel, QuantWeight, quant_linear, quant_linear_t, quant_linear_with,
+};
 use bit_axon_quant::{QuantFormat, QuantLinear, QuantMatrix, QuantizedWeight};
 use burn::prelude::*;
 use burn::tensor::Distribution;
@@ -72,8 +74,10 @@ fn cases() -> Vec<Case> {
         v.push(Case { format, n: 70, k: 192 + 64 * i, gs: 64 });
         v.push(Case { format, n: 13, k: 384, gs: 128 });
     }
-    // Long rows: the GEMV's unrolled main loop (4 words per lane in flight) plus its remainder.
+    // Long rows: the GEMV's unrolled main loop (4 words per lane in flight) plus its remainder;
+    // `Rows` strides 128 threads over 200 words, and falls back to `Lanes` at 8 rows (shared memory).
     v.push(Case { format: QuantFormat::Nf4, n: 11, k: 1600, gs: 64 });
+    v.push(Case { format: QuantFormat::Affine4, n: 21, k: 1088, gs: 64 });
     v
 }
 
@@ -84,12 +88,20 @@ fn forward_matches_plain_path() {
         let m = matrix(c.format, c.n, c.k, c.gs, ci as u64);
         let (lg, lc) = (QuantLinear::from_matrix(&m, &gpu), QuantLinear::from_matrix(&m, &cpu));
         let w = weight(&lg);
-        for rows in [1usize, 3, 8, 9, 37] {
+        for rows in [1usize, 2, 3, 8, 9, 37] {
             let x = Tensor::<2>::random([rows, c.k], Distribution::Uniform(-1.0, 1.0), &cpu);
             let want = to_vec(QuantizedWeight::forward(&lc, x.clone()));
-            let got = to_vec(quant_linear(x.to_device(&gpu), &w));
+            let got = to_vec(quant_linear(x.clone().to_device(&gpu), &w));
             let what = format!("{:?} out={} in={} gs={} rows={rows}", c.format, c.n, c.k, c.gs);
             assert_close(&what, &got, &want, 1e-5);
+            if rows <= GEMV_MAX_ROWS {
+                // The fixed outputs-per-cube variants at 1 and 3 rows only (each shape is a JIT compile).
+                let fixed = rows == 1 || rows == 3;
+                for gemv in GemvKernel::ALL.into_iter().filter(|g| fixed || !matches!(g, GemvKernel::RowsPerCube(_))) {
+                    let got = to_vec(quant_linear_with(x.clone().to_device(&gpu), &w, gemv));
+                    assert_close(&format!("{what} {gemv:?}"), &got, &want, 1e-5);
+                }
+            }
         }
     }
 }

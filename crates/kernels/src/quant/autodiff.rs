@@ -7,7 +7,7 @@ use burn_autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 
-use super::QuantMatmulBackend;
+use super::{GemvKernel, QuantMatmulBackend};
 
 #[derive(Debug)]
 struct QuantMatmulBackward;
@@ -39,12 +39,14 @@ impl<B: Backend + QuantMatmulBackend> Backward<B, 1> for QuantMatmulTBackward {
         let (packed, scales, biases, lut, gs, has_bias) = ops.state;
         let [parent] = ops.parents;
         if let Some(node) = parent {
-            grads.register::<B>(node.id, B::quant_matmul(grad, packed, scales, biases, lut, gs, has_bias));
+            let gemv = GemvKernel::default().index();
+            grads.register::<B>(node.id, B::quant_matmul(grad, packed, scales, biases, lut, gs, has_bias, gemv));
         }
     }
 }
 
 impl<B: Backend + QuantMatmulBackend, C: CheckpointStrategy> QuantMatmulBackend for Autodiff<B, C> {
+    #[allow(clippy::too_many_arguments)]
     fn quant_matmul(
         x: FloatTensor<Self>,
         packed: IntTensor<Self>,
@@ -53,6 +55,7 @@ impl<B: Backend + QuantMatmulBackend, C: CheckpointStrategy> QuantMatmulBackend 
         lut: FloatTensor<Self>,
         group_size: usize,
         has_bias: bool,
+        gemv: usize,
     ) -> FloatTensor<Self> {
         // The weight's tensors are constants (frozen base): no node, no gradient.
         let [s, b, l] = [scales, biases, lut].map(Self::inner);
@@ -66,11 +69,12 @@ impl<B: Backend + QuantMatmulBackend, C: CheckpointStrategy> QuantMatmulBackend 
                     l.clone(),
                     group_size,
                     has_bias,
+                    gemv,
                 );
                 prep.finish((packed, s, b, l, group_size, has_bias), out)
             }
             OpsKind::UnTracked(prep) => {
-                prep.finish(B::quant_matmul(x.into_primitive(), packed, s, b, l, group_size, has_bias))
+                prep.finish(B::quant_matmul(x.into_primitive(), packed, s, b, l, group_size, has_bias, gemv))
             }
         }
     }

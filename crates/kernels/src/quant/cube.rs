@@ -7,7 +7,7 @@ use burn_cubecl::{CubeBackend, ops::numeric::empty_device_dtype, tensor::CubeTen
 use cubecl::{CubeCount, CubeDim};
 
 use super::kernels::*;
-use super::{GEMV_MAX_ROWS, QuantMatmulBackend};
+use super::{GEMV_MAX_ROWS, GemvKernel, QuantMatmulBackend};
 
 struct Weight {
     packed: CubeTensor,
@@ -48,6 +48,7 @@ fn gemm(a: CubeTensor, w: Weight, c_dim: usize, gs: usize, has_bias: bool, trans
 }
 
 impl QuantMatmulBackend for CubeBackend {
+    #[allow(clippy::too_many_arguments)]
     fn quant_matmul(
         x: CubeTensor,
         packed: CubeTensor,
@@ -56,6 +57,7 @@ impl QuantMatmulBackend for CubeBackend {
         lut: CubeTensor,
         group_size: usize,
         has_bias: bool,
+        gemv: usize,
     ) -> CubeTensor {
         let x = into_contiguous(x);
         let w = prepare(packed, scales, biases, lut);
@@ -66,6 +68,40 @@ impl QuantMatmulBackend for CubeBackend {
         }
         let out = empty_device_dtype(x.client.clone(), x.device.clone(), Shape::new([m, n]), x.dtype);
         let dtypes = [dtype_to_storage_type(x.dtype), dtype_to_storage_type(w.packed.dtype)];
+        let k = w.packed.meta.shape()[1] * 8;
+        let max_shared = x.client.properties().hardware.max_shared_memory_size.min(GEMV2_MAX_SHARED);
+        let rpc = match GemvKernel::from_index(gemv) {
+            GemvKernel::Lanes => None,
+            GemvKernel::Rows => {
+                let sms = x.client.properties().hardware.num_streaming_multiprocessors.unwrap_or(64) as usize;
+                let mut r = gemv2_max_rows_per_cube(m);
+                while r > 1 && n.div_ceil(r) < 2 * sms {
+                    r /= 2;
+                }
+                Some(r)
+            }
+            GemvKernel::RowsPerCube(r) => Some(r.clamp(1, gemv2_max_rows_per_cube(m))),
+        };
+        if let Some(rpc) = rpc.filter(|&r| gemv2_shared_bytes(m, k, r) <= max_shared) {
+            quant_gemv_rows::launch(
+                &x.client,
+                CubeCount::Static(n.div_ceil(rpc) as u32, 1, 1),
+                CubeDim::new_1d(GEMV2_THREADS as u32),
+                x.clone().into_tensor_arg(),
+                w.packed.into_tensor_arg(),
+                w.scales.into_tensor_arg(),
+                w.biases.into_tensor_arg(),
+                w.lut.into_tensor_arg(),
+                out.clone().into_tensor_arg(),
+                m,
+                k,
+                rpc,
+                group_size,
+                has_bias,
+                dtypes,
+            );
+            return out;
+        }
         quant_gemv::launch(
             &x.client,
             CubeCount::Static(n.div_ceil(GEMV_ROWS_PER_CUBE) as u32, 1, 1),

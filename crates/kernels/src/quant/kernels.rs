@@ -163,6 +163,173 @@ pub fn quant_gemv<F: Float, I: Int>(
     }
 }
 
+/// Threads per cube of [`quant_gemv_rows`] (four planes of 32; its reduction tree has 7 levels).
+pub const GEMV2_THREADS: usize = 128;
+const _: () = assert!(GEMV2_THREADS == 1 << 7);
+/// Most shared memory [`quant_gemv_rows`] asks for (its launcher falls back to [`quant_gemv`]
+/// above it, or above the device's limit: 32 KiB on lavapipe).
+pub const GEMV2_MAX_SHARED: usize = 48 * 1024;
+/// Most products `rows_per_cube · rows` each thread of [`quant_gemv_rows`] accumulates.
+pub const GEMV2_ACC: usize = 16;
+
+/// Largest output rows per cube of [`quant_gemv_rows`] for `rows` input rows.
+pub fn gemv2_max_rows_per_cube(rows: usize) -> usize {
+    (GEMV2_ACC / rows.max(1)).max(1)
+}
+
+/// Shared memory of [`quant_gemv_rows`] in bytes: staged `x`, decode table, reduction buffer.
+pub fn gemv2_shared_bytes(rows: usize, k: usize, rows_per_cube: usize) -> usize {
+    4 * (rows * (k + k / 8) + 16 + rows_per_cube * rows * GEMV2_THREADS)
+}
+
+/// GEMV, second layout: `y [M, N] = x [M, K]·Wᵀ` with `M = rows` and `K = k_dim` comptime. Each
+/// cube of [`GEMV2_THREADS`] owns `rpc` (comptime) consecutive outputs `n` and stages `x` once in shared
+/// memory as f32, padded by one slot every 8 values (`xs[m·K' + 9w + j]` = `x[m, 8w + j]`,
+/// `K' = 9K/8`), so 32 lanes reading the 8 values of 32 consecutive words hit 32 different banks.
+/// Thread `t` strides over words `w = t, t + 128, …`: per word it reads `x`'s 8 values once and
+/// the word of each of its `rpc` rows (neighbouring lanes read neighbouring words: coalesced), so
+/// `x` is re-read from shared memory once per `rpc` weight words rather than once per word. The
+/// `rpc · rows` sums end in a shared-memory tree over the cube's threads.
+#[cube(launch)]
+pub fn quant_gemv_rows<F: Float, I: Int>(
+    x: &Tensor<F>,
+    packed: &Tensor<I>,
+    scales: &Tensor<f32>,
+    biases: &Tensor<f32>,
+    lut: &Tensor<f32>,
+    out: &mut Tensor<F>,
+    #[comptime] rows: usize,
+    #[comptime] k_dim: usize,
+    #[comptime] rpc: usize,
+    #[comptime] gs: usize,
+    #[comptime] has_bias: bool,
+    #[define(F, I)] _dtypes: [ElemType; 2],
+) {
+    let n_dim = out.shape(1);
+    let words = comptime!(k_dim / 8);
+    let groups = comptime!(k_dim / gs);
+    let kp = comptime!(k_dim + k_dim / 8);
+    let tid = UNIT_POS as usize;
+    let n0 = CUBE_POS_X as usize * rpc;
+    let mut table = Shared::<[f32]>::new_slice(16usize);
+    if tid < 16 {
+        table[tid] = lut[tid];
+    }
+    // The first words of this thread's rows are requested before `x` is staged (they do not
+    // depend on it), then each step requests the next step's words before its arithmetic.
+    let mut w = tid;
+    let mut ws = Array::<u32>::new(rpc);
+    #[unroll]
+    for r in 0..rpc {
+        let n = n0 + r;
+        let mut v = 0u32;
+        if n < n_dim && w < words {
+            v = u32::cast_from(packed[n * words + w]);
+        }
+        ws[r] = v;
+    }
+    let mut xs = Shared::<[f32]>::new_slice(comptime!(rows * (k_dim + k_dim / 8)));
+    #[unroll]
+    for m in 0..rows {
+        let mut i = tid;
+        while i < k_dim {
+            xs[m * kp + i + i / 8] = f32::cast_from(x[m * k_dim + i]);
+            i += GEMV2_THREADS;
+        }
+    }
+    sync_cube();
+    let mut acc = Array::<f32>::new(comptime!(rpc * rows));
+    #[unroll]
+    for i in 0..rpc * rows {
+        acc[i] = 0.0;
+    }
+    while w < words {
+        let mut cur = Array::<u32>::new(rpc);
+        let next = w + GEMV2_THREADS;
+        #[unroll]
+        for r in 0..rpc {
+            cur[r] = ws[r];
+            let n = n0 + r;
+            let mut v = 0u32;
+            if n < n_dim && next < words {
+                v = u32::cast_from(packed[n * words + next]);
+            }
+            ws[r] = v;
+        }
+        let mut xv = Array::<f32>::new(comptime!(rows * 8));
+        let mut sx = Array::<f32>::new(rows);
+        #[unroll]
+        for m in 0..rows {
+            let mut s = 0.0f32;
+            #[unroll]
+            for j in 0..8 {
+                let v = xs[m * kp + w * 9 + j];
+                xv[m * 8 + j] = v;
+                s += v;
+            }
+            sx[m] = s;
+        }
+        let g = w * 8 / gs;
+        #[unroll]
+        for r in 0..rpc {
+            let n = n0 + r;
+            let mut s = 0.0f32;
+            let mut b = 0.0f32;
+            if n < n_dim {
+                s = scales[n * groups + g];
+                if has_bias {
+                    b = biases[n * groups + g];
+                }
+            }
+            let word = cur[r];
+            let mut vals = Array::<f32>::new(8usize);
+            #[unroll]
+            for j in 0..8u32 {
+                vals[j as usize] = table[((word >> (4 * j)) & 15) as usize];
+            }
+            #[unroll]
+            for m in 0..rows {
+                let mut dot = 0.0f32;
+                #[unroll]
+                for j in 0..8 {
+                    dot += vals[j] * xv[m * 8 + j];
+                }
+                if has_bias {
+                    acc[r * rows + m] += s * dot + b * sx[m];
+                } else {
+                    acc[r * rows + m] += s * dot;
+                }
+            }
+        }
+        w = next;
+    }
+    let mut red = Shared::<[f32]>::new_slice(comptime!(rpc * rows * GEMV2_THREADS));
+    #[unroll]
+    for i in 0..rpc * rows {
+        red[i * GEMV2_THREADS + tid] = acc[i];
+    }
+    sync_cube();
+    #[unroll]
+    for step in 0..7 {
+        let half = GEMV2_THREADS >> (step + 1);
+        if tid < half {
+            #[unroll]
+            for i in 0..rpc * rows {
+                red[i * GEMV2_THREADS + tid] += red[i * GEMV2_THREADS + tid + half];
+            }
+        }
+        sync_cube();
+    }
+    if tid < rpc * rows {
+        let r = tid / rows;
+        let m = tid % rows;
+        let n = n0 + r;
+        if n < n_dim {
+            out[m * n_dim + n] = F::cast_from(red[tid * GEMV2_THREADS]);
+        }
+    }
+}
+
 /// Tiled GEMM for prefill and training. `transposed = false`: `y [M, N] = a [M, K]·Wᵀ`;
 /// `transposed = true`: `y [M, K] = a [M, N]·W` (the input gradient). Reduction length `R`
 /// (`K`, resp. `N`), output width `C` (`N`, resp. `K`). Each cube computes a `TILE_M × TILE_C`

@@ -8,7 +8,8 @@
 //! ```
 //! `packed [N, K/8]` holds 8 codes per 32-bit word (code `j` in bits `4j..4j+3`, stored as `i32`),
 //! `scales`/`biases` `[N, K/gs]`, `lut [16]` the decode table (NF4 codebook, or `0..15` for affine).
-//! `M ≤ GEMV_MAX_ROWS` runs the GEMV kernel (decode), larger `M` the tiled GEMM (prefill, training);
+//! `M ≤ GEMV_MAX_ROWS` runs a GEMV kernel (decode; [`GemvKernel`] picks which, see
+//! [`quant_linear_with`]), larger `M` the tiled GEMM (prefill, training);
 //! the transposed product always runs the tiled GEMM. Accumulation is f32.
 //!
 //! [`quant_linear`] works on any CubeCL device (wgpu, CUDA), with or without autodiff: the weight
@@ -25,12 +26,54 @@ use burn::prelude::*;
 /// Rows (`batch·seq`) up to which [`quant_linear`] uses the GEMV kernel.
 pub const GEMV_MAX_ROWS: usize = 8;
 
+/// The GEMV kernel [`quant_linear_with`] runs for `M ≤ GEMV_MAX_ROWS` rows (the GEMM above).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GemvKernel {
+    /// `kernels::quant_gemv`: one plane of 32 lanes per output, `x` read from global memory
+    /// for every word.
+    #[default]
+    Lanes,
+    /// `kernels::quant_gemv_rows`: several outputs per cube, `x` staged once in shared memory
+    /// and reused across them; outputs per cube chosen from `N` and the device's SM count (the
+    /// most, up to `16 / M`, that still gives every SM two cubes). Falls back to `Lanes` when it
+    /// does not fit in shared memory (`kernels::gemv2_shared_bytes` above the device's limit or
+    /// `kernels::GEMV2_MAX_SHARED`; with 48 KiB: `K` up to about 9 000 at one row).
+    Rows,
+    /// `Rows` with this many outputs per cube (capped at `16 / M`).
+    RowsPerCube(usize),
+}
+
+impl GemvKernel {
+    /// The kernels the tests compare with the plain path.
+    pub const ALL: [GemvKernel; 4] =
+        [GemvKernel::Lanes, GemvKernel::Rows, GemvKernel::RowsPerCube(3), GemvKernel::RowsPerCube(16)];
+
+    /// The `usize` passed through the backend op.
+    pub(crate) fn index(self) -> usize {
+        match self {
+            GemvKernel::Lanes => 0,
+            GemvKernel::Rows => 1,
+            GemvKernel::RowsPerCube(r) => 1 + r.max(1),
+        }
+    }
+
+    pub(crate) fn from_index(i: usize) -> Self {
+        match i {
+            0 => GemvKernel::Lanes,
+            1 => GemvKernel::Rows,
+            r => GemvKernel::RowsPerCube(r - 1),
+        }
+    }
+}
+
 /// The fused products as a backend extension: implemented for CubeCL backends (`Cube`), lazily
 /// for `Fusion`, and with a backward for `Autodiff` (w.r.t. `x` only; the weight is frozen).
 #[backend_extension(Cube, Autodiff, Fusion)]
+#[allow(clippy::too_many_arguments)]
 pub trait QuantMatmulBackend: Backend {
-    /// `x [M, K]·Wᵀ → [M, N]`. `biases` is ignored unless `has_bias`.
-    #[fusion(meta = |x, packed, _s, _b, _l, _gs, _hb| Spec::new(Shape::new([x.shape[0], packed.shape[0]]), x.dtype))]
+    /// `x [M, K]·Wᵀ → [M, N]`. `biases` is ignored unless `has_bias`; `gemv` is a
+    /// [`GemvKernel`] as `usize` (which kernel runs for `M ≤ GEMV_MAX_ROWS`).
+    #[fusion(meta = |x, packed, _s, _b, _l, _gs, _hb, _gv| Spec::new(Shape::new([x.shape[0], packed.shape[0]]), x.dtype))]
     fn quant_matmul(
         x: FloatTensor<Self>,
         packed: IntTensor<Self>,
@@ -39,6 +82,7 @@ pub trait QuantMatmulBackend: Backend {
         lut: FloatTensor<Self>,
         group_size: usize,
         has_bias: bool,
+        gemv: usize,
     ) -> FloatTensor<Self>;
 
     /// `g [M, N]·W → [M, K]`. `biases` is ignored unless `has_bias`.
@@ -112,10 +156,16 @@ impl QuantWeight {
     }
 }
 
-/// `x [.., K]·Wᵀ → [.., N]` through the fused kernels (differentiable in `x`).
+/// `x [.., K]·Wᵀ → [.., N]` through the fused kernels (differentiable in `x`), with the default
+/// [`GemvKernel`].
 ///
 /// Panics on a non-CubeCL device or when the shapes disagree.
 pub fn quant_linear<const D: usize>(x: Tensor<D>, w: &QuantWeight) -> Tensor<D> {
+    quant_linear_with(x, w, GemvKernel::default())
+}
+
+/// [`quant_linear`] with the GEMV kernel chosen (used for `M ≤ GEMV_MAX_ROWS` rows only).
+pub fn quant_linear_with<const D: usize>(x: Tensor<D>, w: &QuantWeight, gemv: GemvKernel) -> Tensor<D> {
     let (n, k) = w.dims("quant_linear");
     assert!(is_cube(&x.device()), "quant_linear kernel: device {:?} is not a CubeCL device", x.device());
     let mut dims = x.dims();
@@ -131,6 +181,7 @@ pub fn quant_linear<const D: usize>(x: Tensor<D>, w: &QuantWeight) -> Tensor<D> 
         lut,
         w.group_size,
         has_bias,
+        gemv.index(),
     ));
     dims[D - 1] = n;
     y.reshape(dims)
