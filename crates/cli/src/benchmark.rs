@@ -2,12 +2,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
+use bit_axon::checkpoint::FloatDtype;
 use bit_axon::device::parse_device;
 use bit_axon::{BitAxonConfig, BitAxonModel};
+use bit_axon_quant::QuantFormat;
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use bit_axon::checkpoint::FloatDtype;
-use bit_axon_quant::QuantFormat;
 use burn::tensor::FloatDType;
 use clap::Args;
 

@@ -15,8 +15,8 @@ use bit_axon::BitAxonModel;
 use bit_axon::checkpoint::{FloatDtype, Saver, write_safetensors, write_text_atomic};
 use bit_axon::device::parse_device;
 use bit_axon::params::{TensorRole, TensorSpec, model_tensors};
-use bit_axon_quant::QuantFormat;
 use bit_axon::quantize::quantized_layout;
+use bit_axon_quant::QuantFormat;
 use clap::Args;
 
 #[derive(Args)]
@@ -107,7 +107,11 @@ pub fn float_bytes_per_token(cfg: &BitAxonConfig, float_bytes: f64) -> f64 {
     decode_bytes(cfg, tensors, |_, _| float_bytes)
 }
 
-fn decode_bytes(cfg: &BitAxonConfig, tensors: Vec<(TensorSpec, bool)>, bytes: impl Fn(&TensorSpec, bool) -> f64) -> f64 {
+fn decode_bytes(
+    cfg: &BitAxonConfig,
+    tensors: Vec<(TensorSpec, bool)>,
+    bytes: impl Fn(&TensorSpec, bool) -> f64,
+) -> f64 {
     let has_head = tensors.iter().any(|(t, _)| t.role == TensorRole::LmHead);
     tensors
         .iter()
@@ -169,9 +173,9 @@ pub fn quantize_model(model: BitAxonModel, cfg: &BitAxonConfig, plan: Plan) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bit_axon::checkpoint::TensorFiles;
     use bit_axon::layers::Projection;
     use burn::prelude::*;
-    use bit_axon::checkpoint::TensorFiles;
     use std::path::Path;
 
     /// Decode reads every active parameter; a tied embedding is read whole as the head, an

@@ -115,7 +115,11 @@ impl DashboardRenderer {
     }
 
     /// [`DashboardRenderer::new`] that also applies the records pushed to `feed`.
-    pub fn with_feed(controls: TrainControls, thermal: Option<LiveThermal>, feed: Option<RecordFeed>) -> std::io::Result<Self> {
+    pub fn with_feed(
+        controls: TrainControls,
+        thermal: Option<LiveThermal>,
+        feed: Option<RecordFeed>,
+    ) -> std::io::Result<Self> {
         let guard = TerminalGuard::enter()?;
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()

@@ -96,9 +96,15 @@ fn inputs(b: usize, l: usize, e: usize, n: usize, dev: &Device) -> (ScanInput, T
     (input, u([b, e, n], -1.0, 1.0))
 }
 
-fn kernel_fwd(i: &ScanInput, h0: &Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+/// The forward as `AxonSsm` runs it (`chunk = None`: the single-pass kernel where the device has
+/// plane shuffles), or the three-pass chunked kernels with `Some(chunk)`.
+fn kernel_fwd_with(i: &ScanInput, h0: &Tensor<3>, chunk: Option<usize>) -> (Tensor<3>, Tensor<3>) {
     let i = i.clone();
-    selective_scan(i.x, i.dt, i.a, i.b, i.c, i.d, h0.clone(), None, None)
+    selective_scan(i.x, i.dt, i.a, i.b, i.c, i.d, h0.clone(), None, chunk)
+}
+
+fn kernel_fwd(i: &ScanInput, h0: &Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+    kernel_fwd_with(i, h0, None)
 }
 
 fn kernel_bwd(i: &ScanInput, h0: &Tensor<3>, grad: &Tensor<3>) -> Vec<Tensor<3>> {
@@ -152,22 +158,36 @@ fn main() {
     drop(big);
 
     println!();
-    println!("| B | L | chunk | fwd ms | fwd GB/s | fwd % copy | bwd ms | bwd GB/s | bwd % copy |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    {
+        let (input, h0) = inputs(1, 8, 8, n, &dev);
+        let before = bit_axon_kernels::scan::fused_launches();
+        kernel_fwd(&input, &h0).probe();
+        let fused = bit_axon_kernels::scan::fused_launches() > before;
+        println!("forward kernel (fwd columns): {}", if fused { "single-pass scan_fused" } else { "three-pass" });
+    }
+    println!();
+    println!(
+        "| B | L | fwd ms | fwd GB/s | fwd % copy | 3-pass chunk | 3-pass fwd ms | 3-pass % copy | bwd ms | bwd GB/s | bwd % copy |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for &b in &batches {
         for &l in &lens {
             let (input, h0) = inputs(b, l, e, n, &dev);
             let fwd = time(&dev, iters, || kernel_fwd(&input, &h0));
+            let chunk3 = auto_chunk(b, l, e);
+            let fwd3 = time(&dev, iters, || kernel_fwd_with(&input, &h0, Some(chunk3)));
             let fwd_bytes = 4.0 * (3 * b * l * e + 2 * b * l * n + 2 * b * e * n) as f64;
             let grad = Tensor::<3>::random([b, l + n, e], Distribution::Uniform(-1.0, 1.0), &dev);
             let bwd = time(&dev, iters, || kernel_bwd(&input, &h0, &grad));
             let bwd_bytes = 4.0 * (5 * b * l * e + 4 * b * l * n + 2 * b * e * n) as f64;
             let (fg, bg) = (fwd_bytes / fwd / 1e9, bwd_bytes / bwd / 1e9);
+            let fg3 = fwd_bytes / fwd3 / 1e9;
             println!(
-                "| {b} | {l} | {} | {:.3} | {fg:.0} | {:.0}% | {:.3} | {bg:.0} | {:.0}% |",
-                auto_chunk(b, l, e),
+                "| {b} | {l} | {:.3} | {fg:.0} | {:.0}% | {chunk3} | {:.3} | {:.0}% | {:.3} | {bg:.0} | {:.0}% |",
                 fwd * 1e3,
                 100.0 * fg / copy_gbs,
+                fwd3 * 1e3,
+                100.0 * fg3 / copy_gbs,
                 bwd * 1e3,
                 100.0 * bg / copy_gbs
             );

@@ -174,7 +174,9 @@ impl BitAxonModel {
         for (i, b) in self.layers.iter_mut().enumerate() {
             if let Some(m) = &mut b.moe {
                 let sw = &mut m.switch_mlp;
-                for (name, s) in [("gate_proj", &mut sw.gate_proj), ("up_proj", &mut sw.up_proj), ("down_proj", &mut sw.down_proj)] {
+                for (name, s) in
+                    [("gate_proj", &mut sw.gate_proj), ("up_proj", &mut sw.up_proj), ("down_proj", &mut sw.down_proj)]
+                {
                     f(&format!("layer_{i}.moe.switch_mlp.{name}"), s);
                 }
             }

@@ -47,11 +47,8 @@ impl BitAxonModel {
         if group_size == 0 || group_size % 8 != 0 {
             return Err(Error::Input(format!("group size {group_size}: must be a positive multiple of 8")));
         }
-        let names: HashSet<String> = quantized_layout(cfg, group_size)
-            .into_iter()
-            .filter(|(_, q)| *q)
-            .map(|(t, _)| t.name)
-            .collect();
+        let names: HashSet<String> =
+            quantized_layout(cfg, group_size).into_iter().filter(|(_, q)| *q).map(|(t, _)| t.name).collect();
         let device = self.embed_tokens.weight.val().device();
         let mut err = None;
         self.visit_projections_mut(&mut |path, p| {

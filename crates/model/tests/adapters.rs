@@ -13,8 +13,8 @@ mod common;
 
 use bit_axon::checkpoint::Loader;
 use bit_axon::layers::*;
-use burn::nn::Linear;
 use burn::module::Param;
+use burn::nn::Linear;
 use burn::prelude::*;
 use common::*;
 
@@ -67,7 +67,12 @@ fn dora_forward_equals_its_fused_weight_and_fusion_matches_reference() {
     let fused = a.fused_weight(&w);
     assert_close("dora.fused_weight", &vec(fused.clone()), &o.vec("dora.fused_weight"), REL);
     let y = vec(a.forward(&w, o.tensor::<3>("input", &dev)));
-    assert_close("dora forward vs x·W'ᵀ (reference fused)", &y, &x_wt(&o, o.tensor("dora.fused_weight", &dev), &dev), REL);
+    assert_close(
+        "dora forward vs x·W'ᵀ (reference fused)",
+        &y,
+        &x_wt(&o, o.tensor("dora.fused_weight", &dev), &dev),
+        REL,
+    );
     let (quirk, _) = max_err(&y, &o.vec("dora.output"));
     println!("distance to the reference's dora.output (missing factor 2): {quirk:.3e}");
     assert!(quirk > 1e-2, "the reference's DoRA forward quirk should show ({quirk})");

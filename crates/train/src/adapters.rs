@@ -158,7 +158,8 @@ fn owned<const D: usize>(t: Tensor<D>) -> OwnedTensor {
 pub fn read_peft_config(dir: &Path) -> Result<PeftConfig> {
     let p = dir.join("adapter_config.json");
     let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-    let cfg: PeftConfig = serde_json::from_str(&text).with_context(|| format!("{}: not a PEFT adapter config", p.display()))?;
+    let cfg: PeftConfig =
+        serde_json::from_str(&text).with_context(|| format!("{}: not a PEFT adapter config", p.display()))?;
     if cfg.peft_type != "LORA" {
         bail!("{}: peft_type {:?} is not supported (LORA, with use_dora for DoRA)", p.display(), cfg.peft_type);
     }

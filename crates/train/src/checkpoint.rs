@@ -12,7 +12,9 @@ use anyhow::{Context, Result, bail};
 use burn::optim::OptimizerRecord;
 use burn::optim::lr_scheduler::LrSchedulerRecord;
 use burn::store::ModuleRecord;
-use burn::train::checkpoint::{Checkpoint, Checkpointer, CheckpointerError, CheckpointingAction, CheckpointingStrategy};
+use burn::train::checkpoint::{
+    Checkpoint, Checkpointer, CheckpointerError, CheckpointingAction, CheckpointingStrategy,
+};
 use burn::train::metric::store::EventStoreClient;
 use serde::{Deserialize, Serialize};
 

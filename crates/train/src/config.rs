@@ -257,7 +257,8 @@ impl TrainConfig {
     /// directory, like the quickstart command expects.
     pub fn load(path: &Path, sets: &[String]) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let mut table: toml::Table = toml::from_str(&text).with_context(|| format!("{}: invalid TOML", path.display()))?;
+        let mut table: toml::Table =
+            toml::from_str(&text).with_context(|| format!("{}: invalid TOML", path.display()))?;
         for s in sets {
             apply_set(&mut table, s)?;
         }

@@ -17,7 +17,9 @@ impl StepHook for ThermalHook {
     fn after_step(&mut self, step: u64, busy_s: f64) -> HookAction {
         let gate = self.scheduler.gate(step, busy_s);
         if let Gate::CriticalStop { temp_c } = gate {
-            return HookAction::SaveAndStop(format!("critical temperature {temp_c:.1} °C: checkpoint saved, run stopped"));
+            return HookAction::SaveAndStop(format!(
+                "critical temperature {temp_c:.1} °C: checkpoint saved, run stopped"
+            ));
         }
         if self.controls.stop_requested() {
             return HookAction::SaveAndStop("stopped from the dashboard (q): checkpoint saved".into());

@@ -12,7 +12,11 @@ use bit_axon_train::{RunOptions, run};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "train", version, about = "Fine-tune Bit-Axon (SFT or ORPO, with LoRA / DoRA / QLoRA) from a TOML config")]
+#[command(
+    name = "train",
+    version,
+    about = "Fine-tune Bit-Axon (SFT or ORPO, with LoRA / DoRA / QLoRA) from a TOML config"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

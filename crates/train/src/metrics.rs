@@ -24,7 +24,10 @@ impl MetricsFile {
                 let old = std::fs::read_to_string(&path).unwrap_or_default();
                 let kept: Vec<&str> = old
                     .lines()
-                    .filter(|l| serde_json::from_str::<MetricsRecord>(l).is_ok_and(|r| r.step <= step && r.kind != RecordKind::End))
+                    .filter(|l| {
+                        serde_json::from_str::<MetricsRecord>(l)
+                            .is_ok_and(|r| r.step <= step && r.kind != RecordKind::End)
+                    })
                     .collect();
                 let tmp = path.with_extension("jsonl.tmp");
                 let mut text = kept.join("\n");

@@ -19,8 +19,8 @@ use burn::train::{InferenceStep, Learner, LearnerModel, SupervisedTraining, Trai
 use crate::adapters;
 use crate::checkpoint::{self, AdapterOnlyModel, AlwaysSave, RunState, StagedCheckpointer, Written};
 use crate::config::TrainConfig;
-use crate::data::loader::{RowStream, StreamSpec, TrainLoader, eval_loader};
 use crate::data::load_documents;
+use crate::data::loader::{RowStream, StreamSpec, TrainLoader, eval_loader};
 use crate::data::preference::{PairLoader, PairStream, load_pairs, pair_eval_loader};
 use crate::hooks::ThermalHook;
 use crate::lm::CausalLm;
@@ -173,7 +173,8 @@ fn prepare(opts: &RunOptions) -> Result<Prepared> {
             (m, state, Some(dir))
         }
         None => {
-            let fresh = RunState { step: 0, micro_batches: 0, bad_steps: 0, seed: cfg.train.seed, train_loss: f64::NAN };
+            let fresh =
+                RunState { step: 0, micro_batches: 0, bad_steps: 0, seed: cfg.train.seed, train_loss: f64::NAN };
             let m = match &cfg.adapter.init_from {
                 Some(dir) => {
                     let (m, peft) = adapters::load_peft(model, dir, &device)?;

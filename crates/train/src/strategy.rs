@@ -20,17 +20,18 @@ use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::train::metric::store::EventStoreClient;
 use burn::train::{
-    EventProcessorTraining, InferenceStep, Learner, LearnerModel, TrainStep, LearnerEvent, LearningCheckpointer, SupervisedLearningStrategy,
-    SupervisedTrainingEventProcessor, TrainLoader, TrainingComponents, TrainingItem, ValidLoader,
+    EventProcessorTraining, InferenceStep, Learner, LearnerEvent, LearnerModel, LearningCheckpointer,
+    SupervisedLearningStrategy, SupervisedTrainingEventProcessor, TrainLoader, TrainStep, TrainingComponents,
+    TrainingItem, ValidLoader,
 };
 
 use crate::adapters;
 use crate::checkpoint::{self, RunState, Written};
 use crate::config::TrainConfig;
-use crate::objective::{Objective, Report, Sums};
 use crate::metrics::{MetricsFile, MetricsRecord, RecordKind};
-use bit_axon_dashboard::{RecordFeed, names};
+use crate::objective::{Objective, Report, Sums};
 use crate::rng::micro_seed;
+use bit_axon_dashboard::{RecordFeed, names};
 
 /// Asked between optimizer steps (thermal scheduler, dashboard keys).
 pub trait StepHook: Send {
@@ -239,7 +240,10 @@ where
         let start_time = Instant::now();
         let mut outcome = Outcome { last_step: state.step, ..Default::default() };
         processor
-            .process_train(LearnerEvent::StartSplit { epoch_number: 1, total_items: (total - self.start.step) as usize })
+            .process_train(LearnerEvent::StartSplit {
+                epoch_number: 1,
+                total_items: (total - self.start.step) as usize,
+            })
             .ok();
         if state.step == 0
             && let Some((eval, m)) = self.evaluate(&learner, &valid, &mut processor, 0)
@@ -283,7 +287,8 @@ where
             let (loss, step_metrics) = learner.model().summarize(&sums);
             state.step += 1;
             state.train_loss = loss;
-            let mut rec = MetricsRecord::new(RecordKind::Train, state.step, total, 1, start_time.elapsed().as_secs_f64());
+            let mut rec =
+                MetricsRecord::new(RecordKind::Train, state.step, total, 1, start_time.elapsed().as_secs_f64());
             if !loss.is_finite() || !norm.is_finite() {
                 state.bad_steps += 1;
                 let msg = format!(
@@ -330,9 +335,18 @@ where
                 put(&mut rec, names::MEMORY, mem as f64);
             }
             if let Some(item) = last {
-                let progress = Progress::new((state.step - self.start.step) as usize, (total - self.start.step) as usize, Some("steps".into()));
+                let progress = Progress::new(
+                    (state.step - self.start.step) as usize,
+                    (total - self.start.step) as usize,
+                    Some("steps".into()),
+                );
                 processor
-                    .process_train(LearnerEvent::ProcessedItem(TrainingItem::new(item, progress, Some(state.step as usize), Some(lr.clone()))))
+                    .process_train(LearnerEvent::ProcessedItem(TrainingItem::new(
+                        item,
+                        progress,
+                        Some(state.step as usize),
+                        Some(lr.clone()),
+                    )))
                     .ok();
             }
             let mut action = HookAction::Continue;

@@ -70,7 +70,8 @@ fn training_changes_only_the_adapters() {
     let dev = Device::flex();
     dev.seed(1);
     let base = tiny().init(&dev);
-    let before: Vec<Vec<f32>> = base.projections().iter().map(|(_, p)| vec(p.as_float().unwrap().weight.val())).collect();
+    let before: Vec<Vec<f32>> =
+        base.projections().iter().map(|(_, p)| vec(p.as_float().unwrap().weight.val())).collect();
     let embed_before = vec(base.embed_tokens.weight.val());
     let expected: Vec<String> = base
         .projections()
@@ -80,7 +81,9 @@ fn training_changes_only_the_adapters() {
         .collect();
     let (m, paths) = adapters::apply(base, &section("dora"), &dev).unwrap();
     assert_eq!(paths, expected);
-    assert!(!paths.iter().any(|p| p.ends_with("x_proj") || p.ends_with("moe.gate") || p.ends_with("shared_expert_gate")));
+    assert!(
+        !paths.iter().any(|p| p.ends_with("x_proj") || p.ends_with("moe.gate") || p.ends_with("shared_expert_gate"))
+    );
     let ad = dev.clone().autodiff();
     let mut lm = CausalLm { model: m }.fork(&ad).train();
     let mut optim = AdamWConfig::new().init();
@@ -152,21 +155,26 @@ fn clone_weights(src: &BitAxonModel, mut dst: BitAxonModel) -> BitAxonModel {
         i += 1;
     });
     dst.embed_tokens = src.embed_tokens.clone();
-    dst.layers = src.layers.iter().zip(dst.layers).map(|(s, mut d)| {
-        d.input_norm = s.input_norm.clone();
-        d.post_norm = s.post_norm.clone();
-        if let (Some(a), Some(b)) = (&s.ssm, &mut d.ssm) {
-            b.conv_weight = a.conv_weight.clone();
-            b.conv_bias = a.conv_bias.clone();
-            b.dt_proj = a.dt_proj.clone();
-            b.a_log = a.a_log.clone();
-            b.d = a.d.clone();
-        }
-        if let (Some(a), Some(b)) = (&s.moe, &mut d.moe) {
-            b.switch_mlp = a.switch_mlp.clone();
-        }
-        d
-    }).collect();
+    dst.layers = src
+        .layers
+        .iter()
+        .zip(dst.layers)
+        .map(|(s, mut d)| {
+            d.input_norm = s.input_norm.clone();
+            d.post_norm = s.post_norm.clone();
+            if let (Some(a), Some(b)) = (&s.ssm, &mut d.ssm) {
+                b.conv_weight = a.conv_weight.clone();
+                b.conv_bias = a.conv_bias.clone();
+                b.dt_proj = a.dt_proj.clone();
+                b.a_log = a.a_log.clone();
+                b.d = a.d.clone();
+            }
+            if let (Some(a), Some(b)) = (&s.moe, &mut d.moe) {
+                b.switch_mlp = a.switch_mlp.clone();
+            }
+            d
+        })
+        .collect();
     dst
 }
 

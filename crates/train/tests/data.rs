@@ -44,12 +44,12 @@ fn malformed_lines_are_reported_with_file_and_line() {
     let good = r#"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}"#;
     let text = [
         good,
-        r#"{"messages": [{"role": "user", "content": "hi"}"#,                                // 2: bad JSON
-        r#"{"messages": [{"content": "hi"}, {"role": "assistant", "content": "x"}]}"#,         // 3: missing role
-        "",                                                                                      // blank: ignored
+        r#"{"messages": [{"role": "user", "content": "hi"}"#, // 2: bad JSON
+        r#"{"messages": [{"content": "hi"}, {"role": "assistant", "content": "x"}]}"#, // 3: missing role
+        "",                                                   // blank: ignored
         r#"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "  "}]}"#, // 5: empty answer
         r#"{"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}"#,
-        r#"{"prompt": "no known keys"}"#,                                                        // 7
+        r#"{"prompt": "no known keys"}"#, // 7
     ]
     .join("\n");
     let p = write("bad.jsonl", &text);
@@ -81,10 +81,12 @@ fn formats_parse_to_the_same_conversation() {
         None,
     )
     .unwrap();
-    let alpaca = parse_line(r#"{"instruction": "Add 2 and 3", "input": "", "output": "5"}"#, DataFormat::Auto, None).unwrap();
+    let alpaca =
+        parse_line(r#"{"instruction": "Add 2 and 3", "input": "", "output": "5"}"#, DataFormat::Auto, None).unwrap();
     assert_eq!(chat, share);
     assert_eq!(chat, alpaca);
-    let with_input = parse_line(r#"{"instruction": "Add", "input": "2 and 3", "output": "5"}"#, DataFormat::Alpaca, None).unwrap();
+    let with_input =
+        parse_line(r#"{"instruction": "Add", "input": "2 and 3", "output": "5"}"#, DataFormat::Alpaca, None).unwrap();
     match with_input {
         Example::Chat(m) => assert_eq!(m[0].content, "Add\n\n2 and 3"),
         _ => panic!(),

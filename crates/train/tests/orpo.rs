@@ -82,7 +82,10 @@ fn odds_ratio_term_matches_reference_at_beta_1() {
     let l_or = -vec(ratio.mean())[0];
     close("orpo_loss_beta1.0 (= TRL's L_OR)", &[l_or], &f32s(&f, "orpo_loss_beta1.0").0, 1e-5);
     let beta01 = f32s(&f, "orpo_loss_beta0.1").0[0];
-    println!("reference with beta inside the sigmoid: {beta01:.6}; this implementation's λ·L_OR at λ=0.1: {:.6}", 0.1 * l_or);
+    println!(
+        "reference with beta inside the sigmoid: {beta01:.6}; this implementation's λ·L_OR at λ=0.1: {:.6}",
+        0.1 * l_or
+    );
     assert!((beta01 - 0.1 * l_or).abs() > 1e-3, "the two definitions should differ on this case");
 }
 
@@ -200,7 +203,12 @@ fn orpo_gradient_matches_finite_differences() {
     let base = loss_of(&OrpoLm { model: m.clone(), lambda });
     assert!((reported - base).abs() < 1e-6, "train and inference steps report the same loss");
     let grads = out.grads;
-    let (path, a) = m.projections().into_iter().find(|(_, p)| p.adapter.is_some()).map(|(n, p)| (n, p.adapter.clone().unwrap())).unwrap();
+    let (path, a) = m
+        .projections()
+        .into_iter()
+        .find(|(_, p)| p.adapter.is_some())
+        .map(|(n, p)| (n, p.adapter.clone().unwrap()))
+        .unwrap();
     let g_a = grads.get::<2>(a.lora_a.id).expect("grad of A");
     let g = vec(g_a);
     let a0 = vec(a.lora_a.val());
@@ -215,7 +223,10 @@ fn orpo_gradient_matches_finite_differences() {
                 if p == path
                     && let Some(ad_) = &mut proj.adapter
                 {
-                    ad_.lora_a = burn::module::Param::initialized(ad_.lora_a.id, Tensor::from_data(TensorData::new(v.clone(), shape), &dev));
+                    ad_.lora_a = burn::module::Param::initialized(
+                        ad_.lora_a.id,
+                        Tensor::from_data(TensorData::new(v.clone(), shape), &dev),
+                    );
                 }
             });
             loss_of(&OrpoLm { model: mm, lambda })

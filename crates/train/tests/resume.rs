@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 mod common;
 
 use bit_axon_train::checkpoint;
-use common::*;
 use bit_axon_train::metrics::{MetricsFile, RecordKind};
+use common::*;
 
 fn losses(run: &Path) -> Vec<(u64, RecordKind, u64)> {
     MetricsFile::read(&run.join("metrics.jsonl"))

@@ -46,7 +46,9 @@ fn file_sensor_set_hot_pauses_within_a_step_and_cool_resumes() {
     std::fs::write(&sensor, "95\n").unwrap();
     let hot_at = last_train_step(&run);
     wait_for("the pause", || {
-        records(&run).iter().any(|r| r.kind == RecordKind::Thermal && r.text.get("Thermal State").is_some_and(|s| s == "paused"))
+        records(&run)
+            .iter()
+            .any(|r| r.kind == RecordKind::Thermal && r.text.get("Thermal State").is_some_and(|s| s == "paused"))
     });
     std::thread::sleep(Duration::from_millis(600));
     let paused_at = last_train_step(&run);

@@ -20,6 +20,21 @@ pub fn auto_chunk(bsz: usize, len: usize, e: usize) -> usize {
     (len * bsz * e).div_ceil(1 << 17).max(64).min(len).max(1)
 }
 
+static FUSED_LAUNCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many times this process launched the single-pass forward [`scan_fused`] (the others are
+/// the three-pass chunked kernels): lets tests and benchmarks see which forward ran.
+pub fn fused_launches() -> usize {
+    FUSED_LAUNCHES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Whether [`scan_fused`] runs for state size `n`: `n` a multiple of [`FUSED_GROUP`] and the
+/// `n / FUSED_GROUP` units of a channel a power of two that divides the prefetch block.
+pub fn fused_supported(n: usize) -> bool {
+    let ng = n / FUSED_GROUP;
+    n % FUSED_GROUP == 0 && ng.is_power_of_two() && FUSED_PREFETCH % ng == 0 && FUSED_CUBE % ng == 0
+}
+
 fn empty(like: &CubeTensor, dims: Shape, dtype: DType) -> CubeTensor {
     empty_device_dtype(like.client.clone(), like.device.clone(), dims, dtype)
 }
@@ -97,8 +112,38 @@ impl SelectiveScanBackend for CubeBackend {
         let [x, dt, a, b, c, d, h0, reset] = [x, dt, a, b, c, d, h0, reset].map(into_contiguous);
         let (bsz, len, e) = (x.meta.shape()[0], x.meta.shape()[1], x.meta.shape()[2]);
         let n = a.meta.shape()[1];
-        let chunk = if chunk == 0 { auto_chunk(bsz, len, e) } else { chunk.min(len) };
         let out = empty(&x, Shape::new([bsz, len + n, e]), x.dtype);
+        if chunk == 0 && fused_supported(n) {
+            let units = bsz * e * (n / FUSED_GROUP);
+            let dim = CubeDim::new_1d(FUSED_CUBE as u32);
+            let count = calculate_cube_count_elemwise(&x.client, units, dim);
+            let ty = dtype_to_storage_type(x.dtype);
+            let client = x.client.clone();
+            // SAFETY: every index the kernel forms is clamped into its tensor (see `scan_fused`).
+            unsafe {
+                scan_fused::launch_unchecked(
+                    &client,
+                    count,
+                    dim,
+                    x.into_tensor_arg(),
+                    dt.into_tensor_arg(),
+                    a.into_tensor_arg(),
+                    b.into_tensor_arg(),
+                    c.into_tensor_arg(),
+                    d.into_tensor_arg(),
+                    reset.into_tensor_arg(),
+                    h0.into_tensor_arg(),
+                    out.clone().into_tensor_arg(),
+                    n,
+                    FUSED_GROUP,
+                    FUSED_PREFETCH,
+                    ty,
+                );
+            }
+            FUSED_LAUNCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return out;
+        }
+        let chunk = if chunk == 0 { auto_chunk(bsz, len, e) } else { chunk.min(len) };
         let (hs, _) = chunk_states(&x, &dt, &a, &b, &reset, &h0, &out, chunk);
         let kc = len.div_ceil(chunk);
         let (count, dim) = elemwise(&x, bsz * kc * e);

@@ -451,3 +451,178 @@ pub fn conv_step<F: Float>(
     new_window[(b * (k - 1) + k - 2) * e_dim + e] = x[ABSOLUTE_POS];
     out[ABSOLUTE_POS] = F::cast_from(acc / (1.0 + f32::exp(-acc)));
 }
+
+/// Tokens whose inputs [`scan_fused`] requests before using them (one register block of
+/// [`FUSED_GROUP`]-state inputs while the previous block is computed).
+pub const FUSED_PREFETCH: usize = 8;
+/// States per unit in [`scan_fused`]: `N / FUSED_GROUP` units share a channel.
+pub const FUSED_GROUP: usize = 4;
+/// Units per cube of [`scan_fused`] (a multiple of `N / FUSED_GROUP`).
+pub const FUSED_CUBE: usize = 128;
+
+/// The inputs of tokens `t0..t0+p` (clamped to the last token) for one unit: `x, dt, 1 - reset`
+/// and its `g` entries of `B, C` per token.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn fused_load<F: Float>(
+    x: &Tensor<F>,
+    dt: &Tensor<F>,
+    reset: &Tensor<F>,
+    bm: &Tensor<F>,
+    cm: &Tensor<F>,
+    buf: &mut Array<f32>,
+    b: usize,
+    e: usize,
+    s: usize,
+    t0: usize,
+    #[comptime] n: usize,
+    #[comptime] g: usize,
+    #[comptime] p: usize,
+) {
+    let len = x.shape(1);
+    let e_dim = x.shape(2);
+    let w = comptime!(3 + 2 * g);
+    #[unroll]
+    for j in 0..p {
+        let t = select(t0 + j < len, t0 + j, len - 1);
+        let ix = (b * len + t) * e_dim + e;
+        buf[j * w] = f32::cast_from(x[ix]);
+        buf[j * w + 1] = f32::cast_from(dt[ix]);
+        buf[j * w + 2] = 1.0 - f32::cast_from(reset[b * len + t]);
+        let ib = (b * len + t) * n + s * g;
+        #[unroll]
+        for i in 0..g {
+            buf[j * w + 3 + i] = f32::cast_from(bm[ib + i]);
+            buf[j * w + 3 + g + i] = f32::cast_from(cm[ib + i]);
+        }
+    }
+}
+
+/// Advances one unit's `g` states over tokens `t0..t0+p` (those before `len`) from the inputs in
+/// `buf`, then the channel's `ng` units sum their parts of `y` through shared memory (`smem`, one
+/// padded row of `p + 1` per unit): unit `s` of a channel finishes tokens `s, s + ng, …` of the
+/// block and writes them into rows `t` of `out`.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn fused_block<F: Float>(
+    h: &mut Array<f32>,
+    av: &Array<f32>,
+    buf: &Array<f32>,
+    smem: &mut Shared<[f32]>,
+    out: &mut Tensor<F>,
+    dv: f32,
+    b: usize,
+    e: usize,
+    s: usize,
+    t0: usize,
+    len: usize,
+    valid: bool,
+    #[comptime] n: usize,
+    #[comptime] g: usize,
+    #[comptime] p: usize,
+) {
+    let e_dim = out.shape(2);
+    let w = comptime!(3 + 2 * g);
+    let ng = comptime!(n / g);
+    let row = UNIT_POS as usize * (p + 1);
+    #[unroll]
+    for j in 0..p {
+        if t0 + j < len {
+            let xv = buf[j * w];
+            let dtv = buf[j * w + 1];
+            let keep = buf[j * w + 2];
+            let u = dtv * xv;
+            // The first unit of the channel carries the skip term `D·x`.
+            let mut y = select(s == 0, dv * xv, 0.0f32);
+            #[unroll]
+            for i in 0..g {
+                let m = f32::exp(dtv * av[i]) * keep;
+                h[i] = m * h[i] + u * buf[j * w + 3 + i];
+                y += buf[j * w + 3 + g + i] * h[i];
+            }
+            smem[row + j] = y;
+        }
+    }
+    sync_cube();
+    let first = (UNIT_POS as usize - s) * (p + 1);
+    #[unroll]
+    for r in 0..comptime!(p / ng) {
+        let j = s + r * ng;
+        let t = t0 + j;
+        if t < len {
+            let mut y = 0.0f32;
+            #[unroll]
+            for q in 0..ng {
+                y += smem[first + q * (p + 1) + j];
+            }
+            if valid {
+                out[(b * (len + n) + t) * e_dim + e] = F::cast_from(y);
+            }
+        }
+    }
+    sync_cube();
+}
+
+/// Single-pass forward. Units over `(b, e, s)`, `s` one of the `N / g` groups of `g` states (`s`
+/// fastest, so a channel's units sit in one cube, whose size is a multiple of `N / g`): each unit
+/// walks the whole sequence with its states in registers, double-buffering `p` tokens of inputs
+/// (the next block is requested before the current one is computed). Reads `x, dt, B, C` once and
+/// writes `y` and the final state into the packed `out [B, L + N, E]`: no chunk states, no rerun.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub fn scan_fused<F: Float>(
+    x: &Tensor<F>,
+    dt: &Tensor<F>,
+    a: &Tensor<F>,
+    bm: &Tensor<F>,
+    cm: &Tensor<F>,
+    d: &Tensor<F>,
+    reset: &Tensor<F>,
+    h0: &Tensor<F>,
+    out: &mut Tensor<F>,
+    #[comptime] n: usize,
+    #[comptime] g: usize,
+    #[comptime] p: usize,
+    #[define(F)] _dtype: ElemType,
+) {
+    let bsz = x.shape(0);
+    let len = x.shape(1);
+    let e_dim = x.shape(2);
+    let ng = comptime!(n / g);
+    let units = bsz * e_dim * ng;
+    // Units past the end run on the last unit's data (clamped) and write nothing: every unit of a
+    // cube reaches each `sync_cube`.
+    let valid = ABSOLUTE_POS < units;
+    let q = select(valid, ABSOLUTE_POS, units - 1);
+    let s = q % ng;
+    let be = q / ng;
+    let e = be % e_dim;
+    let b = be / e_dim;
+    let mut h = Array::<f32>::new(g);
+    let mut av = Array::<f32>::new(g);
+    #[unroll]
+    for i in 0..g {
+        h[i] = f32::cast_from(h0[(b * e_dim + e) * n + s * g + i]);
+        av[i] = f32::cast_from(a[e * n + s * g + i]);
+    }
+    let dv = f32::cast_from(d[e]);
+    let w = comptime!(3 + 2 * g);
+    let mut buf0 = Array::<f32>::new(p * w);
+    let mut buf1 = Array::<f32>::new(p * w);
+    let mut smem = Shared::<[f32]>::new_slice(comptime!(FUSED_CUBE * (p + 1)));
+    fused_load::<F>(x, dt, reset, bm, cm, &mut buf0, b, e, s, 0, n, g, p);
+    let mut t0 = 0;
+    while t0 < len {
+        fused_load::<F>(x, dt, reset, bm, cm, &mut buf1, b, e, s, t0 + p, n, g, p);
+        fused_block::<F>(&mut h, &av, &buf0, &mut smem, out, dv, b, e, s, t0, len, valid, n, g, p);
+        fused_load::<F>(x, dt, reset, bm, cm, &mut buf0, b, e, s, t0 + 2 * p, n, g, p);
+        fused_block::<F>(&mut h, &av, &buf1, &mut smem, out, dv, b, e, s, t0 + p, len, valid, n, g, p);
+        t0 += 2 * p;
+    }
+    if valid {
+        #[unroll]
+        for i in 0..g {
+            out[(b * (len + n) + len + s * g + i) * e_dim + e] = F::cast_from(h[i]);
+        }
+    }
+}

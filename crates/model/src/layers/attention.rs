@@ -71,7 +71,11 @@ impl KvCache {
             } else {
                 // Slot of the oldest kept position, `(seen - W) % W`.
                 let s0 = seen % window;
-                if s0 == 0 { t } else { Tensor::cat(vec![t.clone().narrow(2, window - s0, s0), t.narrow(2, 0, window - s0)], 2) }
+                if s0 == 0 {
+                    t
+                } else {
+                    Tensor::cat(vec![t.clone().narrow(2, window - s0, s0), t.narrow(2, 0, window - s0)], 2)
+                }
             }
         };
         Self { k: ring(k), v: ring(v), seen }
@@ -217,14 +221,22 @@ impl SlidingWindowAttention {
         let out = Tensor::cat(outs, 2).swap_dims(1, 2).reshape([bsz, len, h]);
         let keep = self.window.min(total);
         let held = k.dims()[2];
-        let cache = KvCache::from_ordered(k.narrow(2, held - keep, keep), v.narrow(2, held - keep, keep), total, self.window);
+        let cache =
+            KvCache::from_ordered(k.narrow(2, held - keep, keep), v.narrow(2, held - keep, keep), total, self.window);
         (self.o_proj.forward(out), cache)
     }
 
     /// One token against a ring cache: the new key and value overwrite one slot in place (the
     /// next free one, or the oldest once the ring is full at `W`) and the query attends to every
     /// valid slot. Shapes change only when the ring doubles.
-    fn decode_step(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, cache: KvCache, options: AttentionModuleOptions) -> (Tensor<3>, KvCache) {
+    fn decode_step(
+        &self,
+        q: Tensor<4>,
+        k: Tensor<4>,
+        v: Tensor<4>,
+        cache: KvCache,
+        options: AttentionModuleOptions,
+    ) -> (Tensor<3>, KvCache) {
         let [bsz, nh, _, hd] = q.dims();
         let KvCache { k: mut ks, v: mut vs, seen } = cache;
         let mut cap = ks.dims()[2];

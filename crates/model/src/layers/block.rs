@@ -3,8 +3,8 @@ use burn::prelude::*;
 use super::attention::{KvCache, SlidingWindowAttention, SlidingWindowAttentionConfig};
 use super::moe::{SharedExpertMoe, SharedExpertMoeConfig};
 use super::projection::Projection;
-use super::segments::Segments;
 use super::rms_norm::{RmsNorm, RmsNormConfig};
+use super::segments::Segments;
 use super::ssm::{AxonSsm, AxonSsmConfig, SsmState};
 use crate::checkpoint::{Loader, Saver};
 use crate::config::{BitAxonConfig, LayerKind};
@@ -107,7 +107,12 @@ impl Block {
     }
 
     /// [`Block::forward`] over packed rows whose documents must not see each other.
-    pub fn forward_docs(&self, x: Tensor<3>, state: Option<LayerState>, docs: Option<&Segments>) -> (Tensor<3>, LayerState) {
+    pub fn forward_docs(
+        &self,
+        x: Tensor<3>,
+        state: Option<LayerState>,
+        docs: Option<&Segments>,
+    ) -> (Tensor<3>, LayerState) {
         let normed = self.input_norm.forward(x.clone());
         let (mixed, state) = match (&self.ssm, &self.attention) {
             (Some(ssm), _) => {

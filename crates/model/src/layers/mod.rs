@@ -15,6 +15,6 @@ pub use attention::{KV_MIN_CAPACITY, KvCache, SlidingWindowAttention, SlidingWin
 pub use block::{Block, BlockConfig, LayerState};
 pub use moe::{Mlp, SharedExpertMoe, SharedExpertMoeConfig, SwitchGlu};
 pub use projection::{ExpertStack, Projection, ProjectionWeight};
-pub use segments::Segments;
 pub use rms_norm::{RmsNorm, RmsNormConfig};
+pub use segments::Segments;
 pub use ssm::{AxonSsm, AxonSsmConfig, SsmState};

@@ -132,7 +132,12 @@ impl AxonSsm {
 
     /// [`AxonSsm::forward`] over packed rows: neither the convolution nor the scan state crosses
     /// a document boundary of `docs`.
-    pub fn forward_docs(&self, u: Tensor<3>, state: Option<SsmState>, docs: Option<&Segments>) -> (Tensor<3>, SsmState) {
+    pub fn forward_docs(
+        &self,
+        u: Tensor<3>,
+        state: Option<SsmState>,
+        docs: Option<&Segments>,
+    ) -> (Tensor<3>, SsmState) {
         let [bsz, len, _] = u.dims();
         let (e, n) = (self.d_inner, self.d_state);
         let u_device = u.device();
@@ -196,7 +201,12 @@ impl AxonSsm {
     }
 
     /// [`AxonSsm::causal_conv`] with the taps that reach into an earlier document zeroed.
-    fn causal_conv_docs(&self, x: Tensor<3>, cache: Option<Tensor<3>>, docs: &Segments) -> (Tensor<3>, Option<Tensor<3>>) {
+    fn causal_conv_docs(
+        &self,
+        x: Tensor<3>,
+        cache: Option<Tensor<3>>,
+        docs: &Segments,
+    ) -> (Tensor<3>, Option<Tensor<3>>) {
         let [bsz, len, e] = x.dims();
         let k = self.d_conv;
         let device = x.device();

@@ -112,8 +112,7 @@ impl RowStream {
         let (b, a) = (self.spec.batch_size, self.spec.grad_accum);
         let first_row = step * (a * b) as u64;
         let rows = self.rows(first_row, a * b);
-        let mut out: Vec<HostBatch> =
-            rows.chunks(b).map(|c| HostBatch { rows: c.to_vec(), step_tokens: 0 }).collect();
+        let mut out: Vec<HostBatch> = rows.chunks(b).map(|c| HostBatch { rows: c.to_vec(), step_tokens: 0 }).collect();
         let total: usize = out.iter().map(HostBatch::tokens).sum();
         for h in &mut out {
             h.step_tokens = total;

@@ -32,7 +32,12 @@ pub struct Documents {
 /// Reads, validates, encodes and truncates `files`. With `on_error = "stop"` any bad line is an
 /// error listing every bad line (`file:line: problem`); with `"skip"` they are returned in
 /// `bad_lines` for the caller to report.
-pub fn load_documents(files: &[PathBuf], cfg: &DataConfig, tok: &TextTokenizer, tpl: &ChatTemplate) -> Result<Documents> {
+pub fn load_documents(
+    files: &[PathBuf],
+    cfg: &DataConfig,
+    tok: &TextTokenizer,
+    tpl: &ChatTemplate,
+) -> Result<Documents> {
     let mut out = Documents::default();
     for f in files {
         let parsed = format::read_file(f, cfg.format, cfg.system_prompt.as_deref())

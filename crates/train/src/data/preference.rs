@@ -121,7 +121,11 @@ pub fn load_pairs(files: &[PathBuf], cfg: &DataConfig, tok: &TextTokenizer, tpl:
     }
     if !out.bad_lines.is_empty() && cfg.on_error == OnError::Stop {
         let list: Vec<String> = out.bad_lines.iter().take(20).map(|e| format!("  {e}")).collect();
-        bail!("{} bad line(s) in the preference data (set data.on_error = \"skip\" to train without them):\n{}", out.bad_lines.len(), list.join("\n"));
+        bail!(
+            "{} bad line(s) in the preference data (set data.on_error = \"skip\" to train without them):\n{}",
+            out.bad_lines.len(),
+            list.join("\n")
+        );
     }
     if out.pairs.is_empty() {
         bail!("no usable preference pairs in {files:?}");
@@ -224,9 +228,7 @@ impl PairStream {
         let all: Vec<Pair> = (0..per_step).map(|k| self.at(first + k)).collect();
         let step_pairs = all.len();
         let step_chosen_tokens: usize = all.iter().map(|p| targets_of(&p.chosen)).sum();
-        all.chunks(self.batch)
-            .map(|c| HostPairs { pairs: c.to_vec(), step_pairs, step_chosen_tokens })
-            .collect()
+        all.chunks(self.batch).map(|c| HostPairs { pairs: c.to_vec(), step_pairs, step_chosen_tokens }).collect()
     }
 }
 
@@ -254,9 +256,17 @@ pub type PairLoader = StepLoader<PairStream>;
 pub type PairEvalLoader = FixedLoader<HostPairs>;
 
 /// The evaluation batches of `pairs` (at most `max_batches` when not 0).
-pub fn pair_eval_loader(pairs: &[Pair], batch: usize, max_batches: usize, pad_id: u32, device: Device) -> PairEvalLoader {
-    let mut batches: Vec<HostPairs> =
-        pairs.chunks(batch.max(1)).map(|c| HostPairs { pairs: c.to_vec(), step_pairs: 0, step_chosen_tokens: 0 }).collect();
+pub fn pair_eval_loader(
+    pairs: &[Pair],
+    batch: usize,
+    max_batches: usize,
+    pad_id: u32,
+    device: Device,
+) -> PairEvalLoader {
+    let mut batches: Vec<HostPairs> = pairs
+        .chunks(batch.max(1))
+        .map(|c| HostPairs { pairs: c.to_vec(), step_pairs: 0, step_chosen_tokens: 0 })
+        .collect();
     if max_batches > 0 {
         batches.truncate(max_batches);
     }

@@ -40,7 +40,14 @@ impl<S: StepSource> StepLoader<S> {
     }
 
     fn with_steps(&self, start_step: u64, max_steps: u64, device: &Device) -> Arc<Self> {
-        Arc::new(Self { stream: self.stream.clone(), start_step, max_steps, accum: self.accum, pad_id: self.pad_id, device: device.clone() })
+        Arc::new(Self {
+            stream: self.stream.clone(),
+            start_step,
+            max_steps,
+            accum: self.accum,
+            pad_id: self.pad_id,
+            device: device.clone(),
+        })
     }
 }
 

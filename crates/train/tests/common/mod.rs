@@ -58,4 +58,3 @@ pub fn train(run: &Path, extra: &[&str], env: &[(&str, &str)]) -> Command {
     }
     c
 }
-
