@@ -326,7 +326,10 @@ impl TrainingProgressLogger for DashboardRenderer {
     }
 
     fn log_event_training(&mut self, event: String) {
-        self.send(Msg::Event(event));
+        // burn-train sends "Iteration" after every step: a tick, not news for the status line.
+        if event != "Iteration" {
+            self.send(Msg::Event(event));
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Checkpoints and exact resume, through the `train` binary on flex with a tiny model:
 //! - a run killed with SIGKILL mid-way and continued with `--resume` logs bitwise the same
-//!   per-step losses as an uninterrupted run, and ends with a bitwise identical adapter;
+//!   per-step losses as an uninterrupted run, and ends with a bitwise identical adapter (SFT and
+//!   ORPO);
 //! - a crash in the middle of writing a checkpoint leaves the previous one complete and loadable,
 //!   and resuming from it still reproduces the uninterrupted run.
 
@@ -28,17 +29,23 @@ fn adapter_bytes(run: &Path) -> Vec<u8> {
 }
 
 fn uninterrupted(name: &str) -> PathBuf {
+    uninterrupted_for(Objective::Sft, name)
+}
+
+fn uninterrupted_for(objective: Objective, name: &str) -> PathBuf {
     let run = tmp(name);
-    let out = train(&run, &[], &[]).output().unwrap();
+    let out = train_for(objective, &run, &[], &[]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     run
 }
 
-#[test]
-fn sigkill_and_resume_reproduce_the_uninterrupted_run() {
-    let full = uninterrupted("full-a");
-    let run = tmp("killed");
-    let mut child = train(&run, &[], &[("BIT_AXON_TRAIN_STEP_SLEEP_MS", "150")]).spawn().unwrap();
+/// Kills a run with SIGKILL after its step-4 checkpoint, resumes it, and compares it with an
+/// uninterrupted run: per-step losses bitwise, final adapters byte for byte.
+fn sigkill_and_resume(objective: Objective) {
+    let tag = format!("{objective:?}").to_lowercase();
+    let full = uninterrupted_for(objective, &format!("full-{tag}"));
+    let run = tmp(&format!("killed-{tag}"));
+    let mut child = train_for(objective, &run, &[], &[("BIT_AXON_TRAIN_STEP_SLEEP_MS", "150")]).spawn().unwrap();
     let marker = checkpoint::step_dir(&run, 4).join("state.json");
     let t0 = Instant::now();
     while !marker.exists() {
@@ -50,13 +57,23 @@ fn sigkill_and_resume_reproduce_the_uninterrupted_run() {
     child.wait().unwrap();
     let killed_at = losses(&run).iter().map(|l| l.0).max().unwrap();
     assert!(killed_at < 10, "the run was killed before its end (last logged step {killed_at})");
-    let out = train(&run, &["--resume"], &[]).output().unwrap();
+    let out = train_for(objective, &run, &["--resume"], &[]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (a, b) = (losses(&full), losses(&run));
     assert_eq!(a.iter().filter(|l| l.1 == RecordKind::Train).count(), 10);
-    assert_eq!(a, b, "per-step losses differ after resume");
-    assert_eq!(adapter_bytes(&full), adapter_bytes(&run), "final adapters differ");
+    assert_eq!(a, b, "{objective:?}: per-step losses differ after resume");
+    assert_eq!(adapter_bytes(&full), adapter_bytes(&run), "{objective:?}: final adapters differ");
     assert_eq!(checkpoint::list(&run).len(), 2, "keep_last = 2");
+}
+
+#[test]
+fn sigkill_and_resume_reproduce_the_uninterrupted_run() {
+    sigkill_and_resume(Objective::Sft);
+}
+
+#[test]
+fn orpo_sigkill_and_resume_reproduce_the_uninterrupted_run() {
+    sigkill_and_resume(Objective::Orpo);
 }
 
 #[test]

@@ -17,7 +17,29 @@ pub fn tmp(name: &str) -> PathBuf {
 
 /// `configs/sft.toml` shrunk to a model that trains in milliseconds per step.
 pub fn args(run: &Path) -> Vec<String> {
+    args_for(Objective::Sft, run)
+}
+
+/// Which shipped config [`args_for`] shrinks.
+#[derive(Clone, Copy, Debug)]
+pub enum Objective {
+    /// `configs/sft.toml` on the SFT conversations.
+    Sft,
+    /// `configs/orpo.toml` on the preference pairs.
+    Orpo,
+}
+
+/// The shipped config of `objective`, shrunk to a model that trains in milliseconds per step.
+pub fn args_for(objective: Objective, run: &Path) -> Vec<String> {
     let r = root();
+    let (config, train, eval) = match objective {
+        Objective::Sft => ("configs/sft.toml", "datasets/sft/chatterbot_train.jsonl", "datasets/sft/chatterbot_eval.jsonl"),
+        Objective::Orpo => (
+            "configs/orpo.toml",
+            "datasets/preference/chatterbot_pref_train.jsonl",
+            "datasets/preference/chatterbot_pref_eval.jsonl",
+        ),
+    };
     let sets = [
         "model.hidden_dim=32".to_string(),
         "model.num_layers=3".into(),
@@ -30,8 +52,8 @@ pub fn args(run: &Path) -> Vec<String> {
         "adapter.alpha=8.0".into(),
         "adapter.dropout=0.1".into(),
         "data.max_seq_len=64".into(),
-        format!("data.train=[\"{}\"]", r.join("datasets/sft/chatterbot_train.jsonl").display()),
-        format!("data.eval=[\"{}\"]", r.join("datasets/sft/chatterbot_eval.jsonl").display()),
+        format!("data.train=[\"{}\"]", r.join(train).display()),
+        format!("data.eval=[\"{}\"]", r.join(eval).display()),
         "train.batch_size=2".into(),
         "train.grad_accum=2".into(),
         "train.max_steps=10".into(),
@@ -42,7 +64,7 @@ pub fn args(run: &Path) -> Vec<String> {
         "train.keep_last=2".into(),
         format!("output.dir=\"{}\"", run.display()),
     ];
-    let mut a = vec!["--config".to_string(), r.join("configs/sft.toml").display().to_string()];
+    let mut a = vec!["--config".to_string(), r.join(config).display().to_string()];
     for s in sets {
         a.push("--set".into());
         a.push(s);
@@ -51,8 +73,12 @@ pub fn args(run: &Path) -> Vec<String> {
 }
 
 pub fn train(run: &Path, extra: &[&str], env: &[(&str, &str)]) -> Command {
+    train_for(Objective::Sft, run, extra, env)
+}
+
+pub fn train_for(objective: Objective, run: &Path, extra: &[&str], env: &[(&str, &str)]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_train"));
-    c.args(args(run)).args(extra).current_dir(root()).stdout(Stdio::null()).stderr(Stdio::piped());
+    c.args(args_for(objective, run)).args(extra).current_dir(root()).stdout(Stdio::null()).stderr(Stdio::piped());
     for (k, v) in env {
         c.env(k, v);
     }
