@@ -366,7 +366,7 @@ fn main() {
         std::io::stdout().flush().ok();
     };
 
-    // Pass 1: the default kernel (`Lanes`, as in runs 1-2), the dense f16 matmul, the plain path
+    // Pass 1: the `Lanes` kernel (the default in runs 1-3), the dense f16 matmul, the plain path
     // and the GEMM, for every shape.
     println!();
     println!("GEMV, batch 1 (x f32 for the 4-bit kernels, f16 for the dense matmul); µs per call, wall / device:");

@@ -31,13 +31,14 @@ pub const GEMV_MAX_ROWS: usize = 8;
 pub enum GemvKernel {
     /// `kernels::quant_gemv`: one plane of 32 lanes per output, `x` read from global memory
     /// for every word.
-    #[default]
     Lanes,
-    /// `kernels::quant_gemv_rows`: several outputs per cube, `x` staged once in shared memory
+    /// The default (1.3–1.8× less device time than `Lanes` at the default config's shapes on an
+    /// H200, `experiments/nf4-kernels/results.md` run 3). `kernels::quant_gemv_rows`: several outputs per cube, `x` staged once in shared memory
     /// and reused across them; outputs per cube chosen from `N` and the device's SM count (the
     /// most, up to `16 / M`, that still gives every SM two cubes). Falls back to `Lanes` when it
     /// does not fit in shared memory (`kernels::gemv2_shared_bytes` above the device's limit or
     /// `kernels::GEMV2_MAX_SHARED`; with 48 KiB: `K` up to about 9 000 at one row).
+    #[default]
     Rows,
     /// `Rows` with this many outputs per cube (capped at `16 / M`).
     RowsPerCube(usize),
