@@ -75,6 +75,8 @@ fn forward_equals_reference_on_random_shapes() {
         (3, 7, 7, 16, 0.5, 0.3),
         (1, 64, 9, 16, 2.0, 0.0),
         (3, 64, 33, 5, 0.5, 0.1),
+        (2, 77, 11, 12, 0.5, 0.05), // the medium preset's N: 3 units per channel
+        (1, 29, 7, 32, 0.5, 0.0),   // 8 units per channel
         (1, 1000, 17, 16, 0.5, 0.0),
         (3, 1000, 13, 16, 0.3, 0.01),
     ];

@@ -28,11 +28,10 @@ pub fn fused_launches() -> usize {
     FUSED_LAUNCHES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Whether [`scan_fused`] runs for state size `n`: `n` a multiple of [`FUSED_GROUP`] and the
-/// `n / FUSED_GROUP` units of a channel a power of two that divides the prefetch block.
+/// Whether [`scan_fused`] runs for state size `n`: `n` a multiple of [`FUSED_GROUP`], at most
+/// `FUSED_GROUP · FUSED_MAX_UNITS` (32).
 pub fn fused_supported(n: usize) -> bool {
-    let ng = n / FUSED_GROUP;
-    n % FUSED_GROUP == 0 && ng.is_power_of_two() && FUSED_PREFETCH % ng == 0 && FUSED_CUBE % ng == 0
+    n > 0 && n % FUSED_GROUP == 0 && n / FUSED_GROUP <= FUSED_MAX_UNITS
 }
 
 fn empty(like: &CubeTensor, dims: Shape, dtype: DType) -> CubeTensor {
@@ -113,9 +112,12 @@ impl SelectiveScanBackend for CubeBackend {
         let (bsz, len, e) = (x.meta.shape()[0], x.meta.shape()[1], x.meta.shape()[2]);
         let n = a.meta.shape()[1];
         let out = empty(&x, Shape::new([bsz, len + n, e]), x.dtype);
+        if bsz == 0 {
+            return out;
+        }
         if chunk == 0 && fused_supported(n) {
             let units = bsz * e * (n / FUSED_GROUP);
-            let dim = CubeDim::new_1d(FUSED_CUBE as u32);
+            let dim = CubeDim::new_1d((FUSED_CHANNELS_PER_CUBE * n / FUSED_GROUP) as u32);
             let count = calculate_cube_count_elemwise(&x.client, units, dim);
             let ty = dtype_to_storage_type(x.dtype);
             let client = x.client.clone();

@@ -457,8 +457,11 @@ pub fn conv_step<F: Float>(
 pub const FUSED_PREFETCH: usize = 8;
 /// States per unit in [`scan_fused`]: `N / FUSED_GROUP` units share a channel.
 pub const FUSED_GROUP: usize = 4;
-/// Units per cube of [`scan_fused`] (a multiple of `N / FUSED_GROUP`).
-pub const FUSED_CUBE: usize = 128;
+/// Planes (of 32 units) per cube of [`scan_fused`] times units per channel: a cube holds
+/// `32 · N / FUSED_GROUP` units, i.e. 32 whole channels.
+pub const FUSED_CHANNELS_PER_CUBE: usize = 32;
+/// The most units a channel is split over in [`scan_fused`] (`N ≤ 32`).
+pub const FUSED_MAX_UNITS: usize = 8;
 
 /// The inputs of tokens `t0..t0+p` (clamped to the last token) for one unit: `x, dt, 1 - reset`
 /// and its `g` entries of `B, C` per token.
@@ -546,10 +549,10 @@ fn fused_block<F: Float>(
     sync_cube();
     let first = (UNIT_POS as usize - s) * (p + 1);
     #[unroll]
-    for r in 0..comptime!(p / ng) {
+    for r in 0..comptime!(p.div_ceil(ng)) {
         let j = s + r * ng;
         let t = t0 + j;
-        if t < len {
+        if j < p && t < len {
             let mut y = 0.0f32;
             #[unroll]
             for q in 0..ng {
@@ -564,7 +567,7 @@ fn fused_block<F: Float>(
 }
 
 /// Single-pass forward. Units over `(b, e, s)`, `s` one of the `N / g` groups of `g` states (`s`
-/// fastest, so a channel's units sit in one cube, whose size is a multiple of `N / g`): each unit
+/// fastest, so a channel's units sit in one cube of `32 · N / g` units): each unit
 /// walks the whole sequence with its states in registers, double-buffering `p` tokens of inputs
 /// (the next block is requested before the current one is computed). Reads `x, dt, B, C` once and
 /// writes `y` and the final state into the packed `out [B, L + N, E]`: no chunk states, no rerun.
@@ -594,7 +597,9 @@ pub fn scan_fused<F: Float>(
     // cube reaches each `sync_cube`.
     let valid = ABSOLUTE_POS < units;
     let q = select(valid, ABSOLUTE_POS, units - 1);
-    let s = q % ng;
+    // The cube size is a multiple of `ng`, so `s` is also this unit's place in its channel's run of
+    // units within the cube (the shared-memory sum relies on it, for clamped units too).
+    let s = ABSOLUTE_POS % ng;
     let be = q / ng;
     let e = be % e_dim;
     let b = be / e_dim;
@@ -609,7 +614,7 @@ pub fn scan_fused<F: Float>(
     let w = comptime!(3 + 2 * g);
     let mut buf0 = Array::<f32>::new(p * w);
     let mut buf1 = Array::<f32>::new(p * w);
-    let mut smem = Shared::<[f32]>::new_slice(comptime!(FUSED_CUBE * (p + 1)));
+    let mut smem = Shared::<[f32]>::new_slice(comptime!(FUSED_CHANNELS_PER_CUBE * ng * (p + 1)));
     fused_load::<F>(x, dt, reset, bm, cm, &mut buf0, b, e, s, 0, n, g, p);
     let mut t0 = 0;
     while t0 < len {

@@ -33,7 +33,9 @@ pub enum Objective {
 pub fn args_for(objective: Objective, run: &Path) -> Vec<String> {
     let r = root();
     let (config, train, eval) = match objective {
-        Objective::Sft => ("configs/sft.toml", "datasets/sft/chatterbot_train.jsonl", "datasets/sft/chatterbot_eval.jsonl"),
+        Objective::Sft => {
+            ("configs/sft.toml", "datasets/sft/chatterbot_train.jsonl", "datasets/sft/chatterbot_eval.jsonl")
+        }
         Objective::Orpo => (
             "configs/orpo.toml",
             "datasets/preference/chatterbot_pref_train.jsonl",
