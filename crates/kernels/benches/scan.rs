@@ -96,8 +96,8 @@ fn inputs(b: usize, l: usize, e: usize, n: usize, dev: &Device) -> (ScanInput, T
     (input, u([b, e, n], -1.0, 1.0))
 }
 
-/// The forward as `AxonSsm` runs it (`chunk = None`: the single-pass kernel where the device has
-/// plane shuffles), or the three-pass chunked kernels with `Some(chunk)`.
+/// The forward as `AxonSsm` runs it (`chunk = None`: the single-pass kernel when `N` is a multiple
+/// of 4, up to 32), or the three-pass chunked kernels with `Some(chunk)`.
 fn kernel_fwd_with(i: &ScanInput, h0: &Tensor<3>, chunk: Option<usize>) -> (Tensor<3>, Tensor<3>) {
     let i = i.clone();
     selective_scan(i.x, i.dt, i.a, i.b, i.c, i.d, h0.clone(), None, chunk)

@@ -33,9 +33,10 @@ pub enum GemvKernel {
     /// for every word.
     Lanes,
     /// The default (1.3–1.8× less device time than `Lanes` at the default config's shapes on an
-    /// H200, `experiments/nf4-kernels/results.md` run 3). `kernels::quant_gemv_rows`: several outputs per cube, `x` staged once in shared memory
-    /// and reused across them; outputs per cube chosen from `N` and the device's SM count (the
-    /// most, up to `16 / M`, that still gives every SM two cubes). Falls back to `Lanes` when it
+    /// H200, `experiments/nf4-kernels/results.md` run 3). `kernels::quant_gemv_rows`: several
+    /// outputs per cube, `x` staged once in shared memory and reused across them; outputs per
+    /// cube chosen from `N` and the device's SM count (the most, up to `16 / M`, that still gives
+    /// every SM two cubes). Falls back to `Lanes` when it
     /// does not fit in shared memory (`kernels::gemv2_shared_bytes` above the device's limit or
     /// `kernels::GEMV2_MAX_SHARED`; with 48 KiB: `K` up to about 9 000 at one row).
     #[default]

@@ -457,8 +457,8 @@ pub fn conv_step<F: Float>(
 pub const FUSED_PREFETCH: usize = 8;
 /// States per unit in [`scan_fused`]: `N / FUSED_GROUP` units share a channel.
 pub const FUSED_GROUP: usize = 4;
-/// Planes (of 32 units) per cube of [`scan_fused`] times units per channel: a cube holds
-/// `32 · N / FUSED_GROUP` units, i.e. 32 whole channels.
+/// Channels per cube of [`scan_fused`]: a cube holds `FUSED_CHANNELS_PER_CUBE · N / FUSED_GROUP`
+/// units, so a channel's units never straddle two cubes.
 pub const FUSED_CHANNELS_PER_CUBE: usize = 32;
 /// The most units a channel is split over in [`scan_fused`] (`N ≤ 32`).
 pub const FUSED_MAX_UNITS: usize = 8;
