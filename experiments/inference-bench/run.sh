@@ -6,6 +6,7 @@
 #   device: run(command="bash experiments/inference-bench/run.sh", carry=["target/gpu-bench"])
 # Writes everything to $OUT/inference-bench.txt.
 XZ=${CLI_XZ:-target/gpu-bench/bit-axon.xz}
+export CUBECL_LOG_COMPILES=${CUBECL_LOG_COMPILES:-1}
 source "$(dirname "$0")/../cuda-env.sh"
 B=/tmp/bit-axon
 unpack $XZ $B
@@ -20,7 +21,10 @@ DEFAULT_ARGS="--preset medium --prompt-len 512 --gen-len 64 --dtype f16
     [ -z "$args" ] && continue
     echo "== bit-axon benchmark --device cuda $args"
     t=$(date +%s)
-    timeout ${BENCH_TIMEOUT:-200} $B benchmark --device cuda $args
-    echo "exit $? after $(( $(date +%s) - t )) s"
+    timeout ${BENCH_TIMEOUT:-200} $B benchmark --device cuda $args 2>&1 | stamp > /tmp/bench-one.log
+    echo "exit ${PIPESTATUS[0]} after $(( $(date +%s) - t )) s"
+    grep -v "Compiling kernel" /tmp/bench-one.log | grep -v "^ *[0-9.]* *$"
+    compile_histogram /tmp/bench-one.log
   done <<< "${BENCH_ARGS:-$DEFAULT_ARGS}"
 } 2>&1 | tee $OUTF
+save_cubecl_cache

@@ -7,6 +7,7 @@
 #   device: run(command="bash experiments/train-bench/run.sh", carry=["target/gpu-bench"])
 # Writes $OUT/train-bench.txt (log + GPU memory samples) and $OUT/metrics.jsonl.
 XZ=${TRAIN_XZ:-target/gpu-bench/train.xz}
+export CUBECL_LOG_COMPILES=${CUBECL_LOG_COMPILES:-1}
 source "$(dirname "$0")/../cuda-env.sh"
 B=/tmp/train
 unpack $XZ $B
@@ -16,11 +17,14 @@ SMI=$!
 {
   nvidia-smi -L
   t=$(date +%s)
-  timeout ${TRAIN_TIMEOUT:-480} $B --config configs/qlora-gpu.toml \
-    --set 'model.preset="medium"' --set train.max_steps=${STEPS:-40} --set train.batch_size=4 \
-    --set train.grad_accum=1 --set data.max_seq_len=2048 --set train.eval_every=0 \
-    --set train.save_every=1000 --set output.dir=/tmp/run-medium-qlora
-  echo "exit $? after $(( $(date +%s) - t )) s"
+  # SEQ, BATCH: tokens per row and rows per step (default 2048 × 4); TRAIN_SETS: more --set options. Every line is stamped with
+  # the seconds since start; BIT_AXON_TRAIN_TRACE times each micro-batch (device synced).
+  BIT_AXON_TRAIN_TRACE=1 timeout ${TRAIN_TIMEOUT:-480} $B --config configs/qlora-gpu.toml \
+    --set 'model.preset="medium"' --set train.max_steps=${STEPS:-40} --set train.batch_size=${BATCH:-4} \
+    --set train.grad_accum=1 --set data.max_seq_len=${SEQ:-2048} --set train.eval_every=0 \
+    --set train.save_every=1000 --set output.dir=/tmp/run-medium-qlora ${TRAIN_SETS:-} 2>&1 | stamp | tee $O/train-full.log | grep -v "Compiling kernel"
+  echo "exit ${PIPESTATUS[0]} after $(( $(date +%s) - t )) s"
+  compile_histogram $O/train-full.log
   kill $SMI
   echo "peak GPU memory used (MiB): $(sort -n $O/gpu-mem.txt | tail -1)"
   cp /tmp/run-medium-qlora/metrics.jsonl $O/ 2>/dev/null
@@ -36,3 +40,4 @@ if late:
     print(f"median tokens/s over steps {late[0]['step']}..{late[-1]['step']}: {tok[len(tok) // 2]:.0f}")
 PY
 } 2>&1 | tee $O/train-bench.txt
+save_cubecl_cache

@@ -32,12 +32,17 @@ pub fn parse_device(name: &str) -> Result<Device> {
         "wgpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
         #[cfg(feature = "cuda")]
         "cuda" => Ok(Device::cuda(index)),
-        "wgpu" | "cuda" => Err(Error::Input(format!(
-            "device `{kind}` is not compiled into this build; rebuild with `--features {kind}`"
-        ))),
+        #[cfg(not(feature = "wgpu"))]
+        "wgpu" => Err(not_compiled(kind)),
+        #[cfg(not(feature = "cuda"))]
+        "cuda" => Err(not_compiled(kind)),
         other => Err(Error::Input(format!(
             "unknown device `{other}` (index {index}); expected one of {:?}",
             available_devices()
         ))),
     }
+}
+
+fn not_compiled(kind: &str) -> Error {
+    Error::Input(format!("device `{kind}` is not compiled into this build; rebuild with `--features {kind}`"))
 }

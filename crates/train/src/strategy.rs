@@ -255,6 +255,8 @@ where
         }
         // Debugging aid for interruption tests: slow every step down.
         let step_sleep = std::env::var("BIT_AXON_TRAIN_STEP_SLEEP_MS").ok().and_then(|v| v.parse::<u64>().ok());
+        // Debugging aid for slow first steps on a GPU (kernel compilation): time every micro-batch.
+        let trace = std::env::var_os("BIT_AXON_TRAIN_TRACE").is_some();
         let mut it = train.iter();
         let mut tokens_total = 0u64;
         let mut since_log = (Instant::now(), 0usize, 0.0f64, 0usize);
@@ -281,6 +283,16 @@ where
                 sums.merge(&out.item.sums());
                 tokens += out.item.processed();
                 last = Some(out.item);
+                if trace {
+                    let _ = self.device.sync();
+                    eprintln!(
+                        "trace: step {} micro-batch {} ({} tokens so far) done after {:.2} s",
+                        state.step + 1,
+                        state.micro_batches,
+                        tokens,
+                        t0.elapsed().as_secs_f64()
+                    );
+                }
             }
             let mut grads = acc.grads();
             let norm = global_norm(&grads, &self.params);
@@ -316,6 +328,9 @@ where
             let lr = learner.lr_current();
             learner.optimizer_step(grads);
             let busy = t0.elapsed().as_secs_f64();
+            if trace {
+                eprintln!("trace: step {} optimizer step done after {busy:.2} s", state.step);
+            }
             if let Some(ms) = step_sleep {
                 std::thread::sleep(std::time::Duration::from_millis(ms));
             }
