@@ -332,3 +332,29 @@ fn conv_step_equals_plain_convolution() {
         assert_close(&format!("conv step B{b} K{k} E{e} window"), &to_vec(new_window), &to_vec(want_window), 0.0);
     }
 }
+
+/// The `medium` preset's SSM shape (`E = 3 · 2048`, `N = 12`): the H200 runs gave wrong gradient
+/// norms at the medium shapes only, so the kernels are checked there too (forward, single-pass and
+/// chunked, and every gradient; lengths past the 8-token prefetch and the 16-token backward chunk).
+#[test]
+fn medium_preset_shape_equals_reference() {
+    let flex = Device::flex();
+    flex.seed(11);
+    let (b, l, e, n) = (2, 45, 6144, 12);
+    let (input, h0) = inputs(b, l, e, n, 0.5, 0.02, &flex);
+    let (yr, hr) = scan_sequential(input.clone(), h0.clone());
+    let (yr, hr) = (to_vec(yr), to_vec(hr));
+    let (gi, gh) = to_dev(&input, &h0, &gpu());
+    for chunk in [None, Some(16)] {
+        let (y, h) = kernel(gi.clone(), gh.clone(), chunk);
+        assert_close(&format!("medium shape chunk {chunk:?} y"), &to_vec(y), &yr, 1e-4);
+        assert_close(&format!("medium shape chunk {chunk:?} h"), &to_vec(h), &hr, 1e-4);
+    }
+    let wy = Tensor::<3>::random([b, l, e], Distribution::Uniform(-1.0, 1.0), &flex);
+    let wh = Tensor::<3>::random([b, e, n], Distribution::Uniform(-1.0, 1.0), &flex);
+    let want = grads(&input, &h0, &flex.clone().autodiff(), &wy, &wh, false);
+    let got = grads(&input, &h0, &gpu().autodiff(), &wy, &wh, true);
+    for (name, (g, w)) in NAMES.iter().zip(got.iter().zip(&want)) {
+        assert_close(&format!("medium shape B{b} L{l} E{e} N{n}: grad {name}"), g, w, 1e-4);
+    }
+}
