@@ -135,7 +135,7 @@ pub fn run(args: BenchmarkArgs) -> Result<()> {
     let achieved_gbps = bytes_per_step / step / 1e9;
     let (peak, peak_src) = match args.peak_gbps {
         Some(v) => (v, "given"),
-        None => (measure_read_gbps(&device, &args.device), "measured read"),
+        None => (measure_read_gbps(&device), "measured read"),
     };
     let peak_rss = peak_rss_bytes();
     let r = serde_json::json!({
@@ -183,9 +183,9 @@ pub fn run(args: BenchmarkArgs) -> Result<()> {
 /// may leave an elementwise result it can see is never read unwritten: an earlier `(a + b).sum()`
 /// counted as 4 streams ran as a fused 2-stream reduction, and `x + 1` read back through a one-element
 /// slice reported 10-18 TB/s on a 4.8 TB/s H200. Decoding is weight *reads*, so this is its ceiling.
-fn measure_read_gbps(device: &Device, name: &str) -> f64 {
+fn measure_read_gbps(device: &Device) -> f64 {
     // 128 MiB on the CPU (a laptop's RAM), 1 GiB on a GPU (long against launch latency).
-    let cpu = matches!(name.split(':').next(), Some("flex" | "cpu"));
+    let cpu = matches!(device.clone().inner().as_dispatch(), burn::backend::DispatchDevice::Flex(_));
     let n: usize = if cpu { 1 << 25 } else { 1 << 28 };
     let x = Tensor::<1>::random([n], Distribution::Default, device);
     let esz = x.dtype().size() as f64;
