@@ -22,8 +22,13 @@ CUBECL_CACHE_DIR=/tmp/cubecl-cache
 if [ "${CUBECL_CACHE:-1}" != 0 ]; then
   mkdir -p $CUBECL_CACHE_DIR
   [ -f target/cubecl-cache.tar ] && tar -xf target/cubecl-cache.tar -C $CUBECL_CACHE_DIR && echo "cubecl cache: $(du -sh $CUBECL_CACHE_DIR | cut -f1) carried in"
-  printf '[compilation]\ncache = true\n[environment]\npath = { directory = "%s" }\n' $CUBECL_CACHE_DIR > cubecl.toml
-  [ "${CUBECL_LOG_COMPILES:-0}" = 1 ] && printf '[compilation.logger]\nlevel = "basic"\nstderr = true\n[autotune.logger]\nlevel = "minimal"\nstderr = true\n' >> cubecl.toml
+  # A cubecl.toml this script did not write (a user's own) is left as it is.
+  if [ ! -f cubecl.toml ] || grep -q '^# written by experiments/cuda-env.sh' cubecl.toml; then
+    printf '# written by experiments/cuda-env.sh\n[compilation]\ncache = true\n[environment]\npath = { directory = "%s" }\n' $CUBECL_CACHE_DIR > cubecl.toml
+    [ "${CUBECL_LOG_COMPILES:-0}" = 1 ] && printf '[compilation.logger]\nlevel = "basic"\nstderr = true\n[autotune.logger]\nlevel = "minimal"\nstderr = true\n' >> cubecl.toml
+  else
+    echo "cubecl.toml exists and was not written by cuda-env.sh: left as it is (no kernel cache or compile log)"
+  fi
 fi
 
 # Packs the cache into $OUT/cubecl-cache.tar (copy it to target/ here to carry it next time).
