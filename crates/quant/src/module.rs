@@ -140,12 +140,14 @@ impl QuantLinear {
     /// The fused kernel's view of this weight, when `device` runs CubeCL kernels.
     #[cfg(any(feature = "wgpu", feature = "cuda"))]
     fn kernel_weight(&self, device: &Device) -> Option<bit_axon_kernels::quant::QuantWeight> {
-        bit_axon_kernels::quant::is_cube(device).then(|| bit_axon_kernels::quant::QuantWeight {
-            packed: self.packed.clone(),
-            scales: self.scales.clone(),
-            biases: self.biases.clone(),
-            lut: self.lut.clone(),
-            group_size: self.group_size,
+        (bit_axon_kernels::quant::is_cube(device) && !bit_axon_kernels::plain_forced("quant")).then(|| {
+            bit_axon_kernels::quant::QuantWeight {
+                packed: self.packed.clone(),
+                scales: self.scales.clone(),
+                biases: self.biases.clone(),
+                lut: self.lut.clone(),
+                group_size: self.group_size,
+            }
         })
     }
 

@@ -282,15 +282,23 @@ pub fn merge(mut model: BitAxonModel, requantize: Option<(QuantFormat, usize)>) 
     }
 }
 
-/// Parameter ids and ranks of every adapter tensor (the trainable set).
-pub fn trainable_params(model: &BitAxonModel) -> Vec<(ParamId, usize)> {
+/// One trainable tensor: where it sits (`layer_3.attention.q_proj.lora_a`), its id and rank.
+#[derive(Debug, Clone)]
+pub struct Trainable {
+    pub name: String,
+    pub id: ParamId,
+    pub rank: usize,
+}
+
+/// Every adapter tensor (the trainable set), in model order.
+pub fn trainable_params(model: &BitAxonModel) -> Vec<Trainable> {
     let mut out = Vec::new();
-    for (_, p) in model.projections() {
+    for (path, p) in model.projections() {
         if let Some(a) = &p.adapter {
-            out.push((a.lora_a.id, 2));
-            out.push((a.lora_b.id, 2));
+            out.push(Trainable { name: format!("{path}.lora_a"), id: a.lora_a.id, rank: 2 });
+            out.push(Trainable { name: format!("{path}.lora_b"), id: a.lora_b.id, rank: 2 });
             if let Some(m) = &a.magnitude {
-                out.push((m.id, 1));
+                out.push(Trainable { name: format!("{path}.magnitude"), id: m.id, rank: 1 });
             }
         }
     }

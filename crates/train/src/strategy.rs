@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use burn::data::dataloader::Progress;
-use burn::module::ParamId;
+use crate::adapters::Trainable;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::train::metric::store::EventStoreClient;
@@ -80,7 +80,7 @@ pub struct StepStrategy<M> {
     pub run_dir: PathBuf,
     pub base_name: Option<String>,
     pub start: RunState,
-    pub params: Vec<(ParamId, usize)>,
+    pub params: Vec<Trainable>,
     pub written: Arc<Written>,
     pub metrics: Arc<MetricsFile>,
     pub hooks: Mutex<Vec<Box<dyn StepHook>>>,
@@ -91,16 +91,17 @@ pub struct StepStrategy<M> {
     pub _model: std::marker::PhantomData<fn() -> M>,
 }
 
-/// `sqrt(Σ‖g‖²)` over the trainable parameters.
-fn global_norm(grads: &GradientsParams, params: &[(ParamId, usize)]) -> f64 {
-    let mut parts: Vec<Tensor<1>> = Vec::new();
-    for &(id, rank) in params {
-        let sq = match rank {
-            1 => grads.get::<1>(id).map(|g| g.powi_scalar(2).sum()),
-            _ => grads.get::<2>(id).map(|g| g.powi_scalar(2).sum()),
-        };
-        parts.extend(sq);
+/// `‖g‖²` of one trainable tensor, as a one-element tensor (not read back).
+fn square_norm(grads: &GradientsParams, p: &Trainable) -> Option<Tensor<1>> {
+    match p.rank {
+        1 => grads.get::<1>(p.id).map(|g| g.powi_scalar(2).sum()),
+        _ => grads.get::<2>(p.id).map(|g| g.powi_scalar(2).sum()),
     }
+}
+
+/// `sqrt(Σ‖g‖²)` over the trainable parameters.
+fn global_norm(grads: &GradientsParams, params: &[Trainable]) -> f64 {
+    let parts: Vec<Tensor<1>> = params.iter().filter_map(|p| square_norm(grads, p)).collect();
     if parts.is_empty() {
         return 0.0;
     }
@@ -108,17 +109,27 @@ fn global_norm(grads: &GradientsParams, params: &[(ParamId, usize)]) -> f64 {
     (total as f64).sqrt()
 }
 
-fn scale_grads(grads: &mut GradientsParams, params: &[(ParamId, usize)], s: f64) {
-    for &(id, rank) in params {
-        match rank {
+/// Debugging aid (`BIT_AXON_TRAIN_GRADS=1`): the gradient norm of every trainable tensor, one
+/// line each on stderr, so two devices or two versions can be compared tensor by tensor.
+fn print_grad_norms(step: u64, grads: &GradientsParams, params: &[Trainable]) {
+    for p in params {
+        if let Some(sq) = square_norm(grads, p) {
+            eprintln!("grad: step {step} {} {:.6e}", p.name, (sq.into_scalar::<f32>() as f64).sqrt());
+        }
+    }
+}
+
+fn scale_grads(grads: &mut GradientsParams, params: &[Trainable], s: f64) {
+    for p in params {
+        match p.rank {
             1 => {
-                if let Some(g) = grads.remove::<1>(id) {
-                    grads.register(id, g.mul_scalar(s));
+                if let Some(g) = grads.remove::<1>(p.id) {
+                    grads.register(p.id, g.mul_scalar(s));
                 }
             }
             _ => {
-                if let Some(g) = grads.remove::<2>(id) {
-                    grads.register(id, g.mul_scalar(s));
+                if let Some(g) = grads.remove::<2>(p.id) {
+                    grads.register(p.id, g.mul_scalar(s));
                 }
             }
         }
@@ -257,6 +268,7 @@ where
         let step_sleep = std::env::var("BIT_AXON_TRAIN_STEP_SLEEP_MS").ok().and_then(|v| v.parse::<u64>().ok());
         // Debugging aid for slow first steps on a GPU (kernel compilation): time every micro-batch.
         let trace = std::env::var_os("BIT_AXON_TRAIN_TRACE").is_some();
+        let grad_trace = std::env::var_os("BIT_AXON_TRAIN_GRADS").is_some();
         let mut it = train.iter();
         let mut tokens_total = 0u64;
         let mut since_log = (Instant::now(), 0usize, 0.0f64, 0usize);
@@ -296,6 +308,9 @@ where
             }
             let mut grads = acc.grads();
             let norm = global_norm(&grads, &self.params);
+            if grad_trace {
+                print_grad_norms(state.step + 1, &grads, &self.params);
+            }
             let (loss, step_metrics) = learner.model().summarize(&sums);
             state.step += 1;
             state.train_loss = loss;

@@ -45,7 +45,7 @@ pub fn selective_scan(input: ScanInput, h0: Tensor<3>, max_chunk: usize) -> (Ten
     let [bsz, len, e] = input.x.dims();
     let n = input.a.dims()[1];
     #[cfg(any(feature = "wgpu", feature = "cuda"))]
-    if bit_axon_kernels::scan::is_cube(&input.x.device()) {
+    if bit_axon_kernels::scan::is_cube(&input.x.device()) && !bit_axon_kernels::plain_forced("scan") {
         return kernel_scan(input, h0);
     }
     if len <= 2 || input.x.device().inner() == Device::flex() {

@@ -171,7 +171,11 @@ impl AxonSsm {
         #[cfg(any(feature = "wgpu", feature = "cuda"))]
         if let Some(window) = &cache {
             let [bsz, len, e] = x.dims();
-            if len == 1 && !x.is_autodiff() && bit_axon_kernels::scan::is_cube(&x.device()) {
+            if len == 1
+                && !x.is_autodiff()
+                && bit_axon_kernels::scan::is_cube(&x.device())
+                && !bit_axon_kernels::plain_forced("scan")
+            {
                 let w = (self.conv_weight.val(), self.conv_bias.val());
                 let (out, window) = bit_axon_kernels::scan::conv_step(window.clone(), x.reshape([bsz, e]), w.0, w.1);
                 return (out.reshape([bsz, 1, e]), Some(window));
