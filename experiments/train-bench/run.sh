@@ -9,8 +9,8 @@
 XZ=${TRAIN_XZ:-target/gpu-bench/train.xz}
 export CUBECL_LOG_COMPILES=${CUBECL_LOG_COMPILES:-1}
 source "$(dirname "$0")/../cuda-env.sh"
-B=/tmp/train
-unpack $XZ $B
+B=${TRAIN_BIN:-/tmp/train}
+[ -x "$B" ] || unpack $XZ $B
 O=${OUT:-/tmp}
 nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 1000 > $O/gpu-mem.txt 2>/dev/null &
 SMI=$!

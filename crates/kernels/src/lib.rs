@@ -6,6 +6,20 @@ pub mod quant;
 #[cfg(feature = "cube")]
 pub mod scan;
 
+/// An uninitialised, densely packed (row-major, no padding) tensor on `like`'s device: every kernel
+/// here indexes its outputs as dense arrays. Burn's `empty_device_dtype` asks the runtime for its
+/// "optimized" layout, which on CUDA pads rows whose width is not aligned (e.g. 13 or 24 floats) and
+/// returns the padded strides; a kernel writing densely into it produced wrong values on CUDA
+/// only (lavapipe does not pad), which is what broke the medium-preset training on the H200.
+#[cfg(feature = "cube")]
+pub(crate) fn empty_dense(
+    like: &burn_cubecl::tensor::CubeTensor,
+    shape: burn::tensor::Shape,
+    dtype: burn::tensor::DType,
+) -> burn_cubecl::tensor::CubeTensor {
+    burn_cubecl::ops::numeric::empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), shape, dtype)
+}
+
 /// Debugging aid: `BIT_AXON_PLAIN=scan,quant` (a comma-separated list) makes the model take the
 /// plain-tensor path for the named kernels on a CubeCL device too, so a wrong result on a GPU can
 /// be traced to a kernel or cleared of it. Read once per process.

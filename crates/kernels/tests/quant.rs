@@ -3,7 +3,8 @@
 //! GEMM above), the transposed product, and the gradient w.r.t. `x` through autodiff. Weights are
 //! real quantizations (NF4 and affine int4) of random matrices whose sizes are not multiples of
 //! the kernels' tiles. Needs a Vulkan driver (`mesa-vulkan-drivers`).
-#![cfg(feature = "wgpu")]
+//! With the `cuda` feature, `BIT_AXON_TEST_DEVICE=cuda` runs the same comparisons on CUDA device 0.
+#![cfg(any(feature = "wgpu", feature = "cuda"))]
 
 use bit_axon_kernels::quant::{
     GEMV_MAX_ROWS, GemvKernel, QuantWeight, quant_linear, quant_linear_t, quant_linear_with,
@@ -12,27 +13,8 @@ use bit_axon_quant::{QuantFormat, QuantLinear, QuantMatrix, QuantizedWeight};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 
-fn gpu() -> Device {
-    Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)
-}
-
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 data")
-}
-
-/// Asserts `max|got - want| ≤ rel · max(1, max|want|)`.
-fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length mismatch");
-    let mut err = 0.0f32;
-    for (g, w) in got.iter().zip(want) {
-        let d = (g - w).abs();
-        err = if d.is_nan() || err.is_nan() { f32::NAN } else { err.max(d) };
-    }
-    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let bound = rel * scale.max(1.0);
-    println!("{what}: max_abs_err={err:.3e} (max|ref|={scale:.3}, bound {bound:.1e})");
-    assert!(err <= bound, "{what}: max_abs_err {err:e} exceeds {bound:e} (max|ref| {scale})");
-}
+mod common;
+use common::{assert_close, gpu, to_vec};
 
 /// A random `[n, k]` matrix (normal, with a few rows scaled up so groups differ), quantized.
 fn matrix(format: QuantFormat, n: usize, k: usize, gs: usize, seed: u64) -> QuantMatrix {
@@ -78,6 +60,9 @@ fn cases() -> Vec<Case> {
     // `Rows` strides 128 threads over 200 words, and falls back to `Lanes` at 8 rows (shared memory).
     v.push(Case { format: QuantFormat::Nf4, n: 11, k: 1600, gs: 64 });
     v.push(Case { format: QuantFormat::Affine4, n: 21, k: 1088, gs: 64 });
+    // `Vector` at vector widths 2 (130 words, groups of 16) and 1 (groups of 8), past 32 lanes.
+    v.push(Case { format: QuantFormat::Nf4, n: 7, k: 1040, gs: 16 });
+    v.push(Case { format: QuantFormat::Affine4, n: 6, k: 520, gs: 8 });
     v
 }
 

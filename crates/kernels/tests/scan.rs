@@ -2,34 +2,16 @@
 //! (`bit_axon::layers::scan::scan_sequential`, run on flex): outputs, final states, every gradient
 //! (also against central finite differences of an f64 scalar implementation), the reset flag and
 //! the decode step. Needs a Vulkan driver (`mesa-vulkan-drivers`).
-#![cfg(feature = "wgpu")]
+//! With the `cuda` feature, `BIT_AXON_TEST_DEVICE=cuda` runs the same comparisons on CUDA device 0.
+#![cfg(any(feature = "wgpu", feature = "cuda"))]
 
 use bit_axon::layers::scan::{ScanInput, scan_sequential};
 use bit_axon_kernels::scan::{conv_step, selective_scan, selective_scan_step};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 
-fn gpu() -> Device {
-    Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)
-}
-
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 data")
-}
-
-/// Asserts `max|got - want| ≤ rel · max(1, max|want|)`.
-fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length mismatch");
-    let mut err = 0.0f32;
-    for (g, w) in got.iter().zip(want) {
-        let d = (g - w).abs();
-        err = if d.is_nan() || err.is_nan() { f32::NAN } else { err.max(d) };
-    }
-    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let bound = rel * scale.max(1.0);
-    println!("{what}: max_abs_err={err:.3e} (max|ref|={scale:.3}, bound {bound:.1e})");
-    assert!(err <= bound, "{what}: max_abs_err {err:e} exceeds {bound:e} (max|ref| {scale})");
-}
+mod common;
+use common::{assert_close, gpu, to_vec};
 
 /// Random inputs on `dev`: `(ScanInput, h0)`; a reset flag with probability `p_reset` per token.
 fn inputs(b: usize, l: usize, e: usize, n: usize, dt_max: f64, p_reset: f64, dev: &Device) -> (ScanInput, Tensor<3>) {
@@ -356,5 +338,27 @@ fn medium_preset_shape_equals_reference() {
     let got = grads(&input, &h0, &gpu().autodiff(), &wy, &wh, true);
     for (name, (g, w)) in NAMES.iter().zip(got.iter().zip(&want)) {
         assert_close(&format!("medium shape B{b} L{l} E{e} N{n}: grad {name}"), g, w, 1e-4);
+    }
+}
+
+/// One training micro-batch of the `medium` preset (B = 2, L = 512: 32 backward chunks, 8 forward
+/// chunks; E = 6144, N = 12) with the model's ranges (`dt` from the init range [1e-3, 0.1], packed
+/// documents) and, as in training, a loss on `y` only (the final state unused). The H200 runs gave
+/// gradient norms 1e4 too large at this shape with the kernel and right ones with the plain path
+/// (`experiments/train-bench/README.md`, same-weights run).
+#[test]
+fn medium_training_batch_gradients_equal_reference() {
+    let flex = Device::flex();
+    flex.seed(17);
+    let (b, l, e, n) = (2, 512, 6144, 12);
+    let (mut input, h0) = inputs(b, l, e, n, 0.1, 0.005, &flex);
+    input.dt = Tensor::<3>::random([b, l, e], Distribution::Uniform(1e-3, 0.1), &flex);
+    let h0 = h0.zeros_like();
+    let wy = Tensor::<3>::random([b, l, e], Distribution::Uniform(-1.0, 1.0), &flex);
+    let wh = Tensor::<3>::zeros([b, e, n], &flex);
+    let want = grads(&input, &h0, &flex.clone().autodiff(), &wy, &wh, false);
+    let got = grads(&input, &h0, &gpu().autodiff(), &wy, &wh, true);
+    for (name, (g, w)) in NAMES.iter().zip(got.iter().zip(&want)) {
+        assert_close(&format!("medium batch B{b} L{l} E{e} N{n}: grad {name}"), g, w, 1e-4);
     }
 }

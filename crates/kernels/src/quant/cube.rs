@@ -3,7 +3,7 @@
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::tensor::{DType, Shape};
 use burn_cubecl::kernel::{cast, into_contiguous};
-use burn_cubecl::{CubeBackend, ops::numeric::empty_device_dtype, tensor::CubeTensor};
+use burn_cubecl::{CubeBackend, tensor::CubeTensor};
 use cubecl::{CubeCount, CubeDim};
 
 use super::kernels::*;
@@ -24,7 +24,7 @@ fn prepare(packed: CubeTensor, scales: CubeTensor, biases: CubeTensor, lut: Cube
 
 fn gemm(a: CubeTensor, w: Weight, c_dim: usize, gs: usize, has_bias: bool, transposed: bool) -> CubeTensor {
     let m = a.meta.shape()[0];
-    let out = empty_device_dtype(a.client.clone(), a.device.clone(), Shape::new([m, c_dim]), a.dtype);
+    let out = crate::empty_dense(&a, Shape::new([m, c_dim]), a.dtype);
     if m == 0 || c_dim == 0 {
         return out;
     }
@@ -66,11 +66,34 @@ impl QuantMatmulBackend for CubeBackend {
         if m == 0 || m > GEMV_MAX_ROWS || n == 0 {
             return gemm(x, w, n, group_size, has_bias, false);
         }
-        let out = empty_device_dtype(x.client.clone(), x.device.clone(), Shape::new([m, n]), x.dtype);
+        let out = crate::empty_dense(&x, Shape::new([m, n]), x.dtype);
         let dtypes = [dtype_to_storage_type(x.dtype), dtype_to_storage_type(w.packed.dtype)];
         let k = w.packed.meta.shape()[1] * 8;
         let max_shared = x.client.properties().hardware.max_shared_memory_size.min(GEMV2_MAX_SHARED);
         let rpc = match GemvKernel::from_index(gemv) {
+            GemvKernel::Vector => {
+                // Widest vector whose words divide the row and whose codes stay in one group.
+                if let Some(vs) = [4usize, 2, 1].into_iter().find(|&v| (k / 8) % v == 0 && group_size % (8 * v) == 0) {
+                    quant_gemv_vec::launch(
+                        &x.client,
+                        CubeCount::Static(n.div_ceil(GEMV3_ROWS_PER_CUBE) as u32, 1, 1),
+                        CubeDim::new_2d(GEMV_LANES as u32, GEMV3_ROWS_PER_CUBE as u32),
+                        vs,
+                        x.clone().into_tensor_arg(),
+                        w.packed.into_tensor_arg(),
+                        w.scales.into_tensor_arg(),
+                        w.biases.into_tensor_arg(),
+                        w.lut.into_tensor_arg(),
+                        out.clone().into_tensor_arg(),
+                        m,
+                        group_size,
+                        has_bias,
+                        dtypes,
+                    );
+                    return out;
+                }
+                None
+            }
             GemvKernel::Lanes => None,
             GemvKernel::Rows => {
                 let sms = x.client.properties().hardware.num_streaming_multiprocessors.unwrap_or(64) as usize;

@@ -166,6 +166,7 @@ pub fn quant_gemv<F: Float, I: Int>(
 /// Threads per cube of [`quant_gemv_rows`] (four planes of 32; its reduction tree has 7 levels).
 pub const GEMV2_THREADS: usize = 128;
 const _: () = assert!(GEMV2_THREADS == 1 << 7);
+const _: () = assert!(GEMV_LANES == 1 << 5);
 /// Most shared memory [`quant_gemv_rows`] asks for (its launcher falls back to [`quant_gemv`]
 /// above it, or above the device's limit: 32 KiB on lavapipe).
 pub const GEMV2_MAX_SHARED: usize = 48 * 1024;
@@ -327,6 +328,158 @@ pub fn quant_gemv_rows<F: Float, I: Int>(
         if n < n_dim {
             out[m * n_dim + n] = F::cast_from(red[tid * GEMV2_THREADS]);
         }
+    }
+}
+
+/// Outputs per cube of [`quant_gemv_vec`] (one plane of [`GEMV_LANES`] lanes each).
+pub const GEMV3_ROWS_PER_CUBE: usize = 4;
+
+/// Adds vector `v` of row `n` (`8N` codes, one scale group) times the matching `x` to `acc[m]`.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn gemv_vector<F: Float, I: Int, N: Size>(
+    x: &Tensor<Vector<F, N>>,
+    scales: &Tensor<f32>,
+    biases: &Tensor<f32>,
+    table: &Shared<[f32]>,
+    acc: &mut Array<f32>,
+    pv: Vector<I, N>,
+    n: usize,
+    v: usize,
+    xvecs: usize,
+    groups: usize,
+    #[comptime] rows: usize,
+    #[comptime] gs: usize,
+    #[comptime] has_bias: bool,
+) {
+    let vs = x.vector_size();
+    let g = v * 8 * vs / gs;
+    let s = scales[n * groups + g];
+    let mut bias = 0.0f32;
+    if has_bias {
+        bias = biases[n * groups + g];
+    }
+    #[unroll]
+    for u in 0..vs {
+        let word = u32::cast_from(pv.extract(u));
+        let mut vals = Array::<f32>::new(8usize);
+        #[unroll]
+        for j in 0..8u32 {
+            vals[j as usize] = table[((word >> (4 * j)) & 15) as usize];
+        }
+        #[unroll]
+        for m in 0..rows {
+            // x[m, 8(N·v + u) .. +8] as 8 / N vectors.
+            let xb = m * xvecs + (v * vs + u) * comptime!(8 / vs);
+            let mut dot = 0.0f32;
+            let mut sx = 0.0f32;
+            #[unroll]
+            for q in 0..comptime!(8 / vs) {
+                let xv = x[xb + q];
+                #[unroll]
+                for e in 0..vs {
+                    let xe = f32::cast_from(xv.extract(e));
+                    dot += vals[q * vs + e] * xe;
+                    if has_bias {
+                        sx += xe;
+                    }
+                }
+            }
+            acc[m] += s * dot + bias * sx;
+        }
+    }
+}
+
+/// GEMV, third layout: `y [M, N] = x [M, K]·Wᵀ` with `M = rows ≤ 8` (comptime), built for
+/// memory-level parallelism. Each plane of the cube owns one output `n`; lane `l` reads vectors
+/// `v = l, l + 32, …` of `W[n]`, each `N` words (`8N` codes: one 128-bit load at `N = 4`), two
+/// vectors in flight before any arithmetic, and the matching `x[m, 8Nv..8N(v+1)]` as vectors of
+/// `N` from global memory (every plane reads the same `x`: it stays in the L1 cache). A vector lies
+/// in one scale group (`8N` divides `gs`, checked by the launcher). The 32 lane sums of each row
+/// end in a five-level shared-memory tree. `x` and `packed` are launched with vector size `N`
+/// (`N` ∈ {1, 2, 4, 8} dividing `K / 8`).
+#[cube(launch)]
+pub fn quant_gemv_vec<F: Float, I: Int, N: Size>(
+    x: &Tensor<Vector<F, N>>,
+    packed: &Tensor<Vector<I, N>>,
+    scales: &Tensor<f32>,
+    biases: &Tensor<f32>,
+    lut: &Tensor<f32>,
+    out: &mut Tensor<F>,
+    #[comptime] rows: usize,
+    #[comptime] gs: usize,
+    #[comptime] has_bias: bool,
+    #[define(F, I)] _dtypes: [ElemType; 2],
+) {
+    let vs = packed.vector_size();
+    let k_dim = x.shape(1);
+    let n_dim = out.shape(1);
+    let vecs = k_dim / (8 * vs);
+    let xvecs = k_dim / vs;
+    let groups = k_dim / gs;
+    let lane = UNIT_POS_X as usize;
+    let plane = UNIT_POS_Y as usize;
+    let n = CUBE_POS_X as usize * GEMV3_ROWS_PER_CUBE + plane;
+    let tid = plane * GEMV_LANES + lane;
+    let mut table = Shared::<[f32]>::new_slice(16usize);
+    if tid < 16 {
+        table[tid] = lut[tid];
+    }
+    sync_cube();
+    let mut acc = Array::<f32>::new(rows);
+    #[unroll]
+    for m in 0..rows {
+        acc[m] = 0.0;
+    }
+    if n < n_dim {
+        let row = n * vecs;
+        let mut v = lane;
+        while v + GEMV_LANES < vecs {
+            let a = packed[row + v];
+            let b = packed[row + v + GEMV_LANES];
+            gemv_vector::<F, I, N>(x, scales, biases, &table, &mut acc, a, n, v, xvecs, groups, rows, gs, has_bias);
+            gemv_vector::<F, I, N>(
+                x,
+                scales,
+                biases,
+                &table,
+                &mut acc,
+                b,
+                n,
+                v + GEMV_LANES,
+                xvecs,
+                groups,
+                rows,
+                gs,
+                has_bias,
+            );
+            v += 2 * GEMV_LANES;
+        }
+        if v < vecs {
+            let a = packed[row + v];
+            gemv_vector::<F, I, N>(x, scales, biases, &table, &mut acc, a, n, v, xvecs, groups, rows, gs, has_bias);
+        }
+    }
+    let mut red = Shared::<[f32]>::new_slice(comptime!(rows * GEMV3_ROWS_PER_CUBE * GEMV_LANES));
+    #[unroll]
+    for m in 0..rows {
+        red[(m * GEMV3_ROWS_PER_CUBE + plane) * GEMV_LANES + lane] = acc[m];
+    }
+    sync_cube();
+    #[unroll]
+    for step in 0..5 {
+        let half = GEMV_LANES >> (step + 1);
+        if lane < half {
+            #[unroll]
+            for m in 0..rows {
+                let i = (m * GEMV3_ROWS_PER_CUBE + plane) * GEMV_LANES + lane;
+                red[i] += red[i + half];
+            }
+        }
+        sync_cube();
+    }
+    if lane < rows && n < n_dim {
+        out[lane * n_dim + n] = F::cast_from(red[(lane * GEMV3_ROWS_PER_CUBE + plane) * GEMV_LANES]);
     }
 }
 

@@ -3,7 +3,7 @@
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::tensor::DType;
 use burn::tensor::Shape;
-use burn_cubecl::{CubeBackend, kernel::into_contiguous, ops::numeric::empty_device_dtype, tensor::CubeTensor};
+use burn_cubecl::{CubeBackend, kernel::into_contiguous, tensor::CubeTensor};
 use cubecl::{CubeCount, CubeDim, calculate_cube_count_elemwise};
 
 use super::SelectiveScanBackend;
@@ -35,7 +35,7 @@ pub fn fused_supported(n: usize) -> bool {
 }
 
 fn empty(like: &CubeTensor, dims: Shape, dtype: DType) -> CubeTensor {
-    empty_device_dtype(like.client.clone(), like.device.clone(), dims, dtype)
+    crate::empty_dense(like, dims, dtype)
 }
 
 fn elemwise(t: &CubeTensor, units: usize) -> (CubeCount, CubeDim) {
