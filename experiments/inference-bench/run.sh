@@ -8,8 +8,8 @@
 XZ=${CLI_XZ:-target/gpu-bench/bit-axon.xz}
 export CUBECL_LOG_COMPILES=${CUBECL_LOG_COMPILES:-1}
 source "$(dirname "$0")/../cuda-env.sh"
-B=/tmp/bit-axon
-unpack $XZ $B
+B=${CLI_BIN:-/tmp/bit-axon}
+[ -x "$B" ] || unpack $XZ $B
 OUTF=${OUT:-/tmp}/inference-bench.txt
 DEFAULT_ARGS="--preset medium --prompt-len 512 --gen-len 64 --dtype f16
 --preset medium --prompt-len 512 --gen-len 64 --quant nf4
