@@ -43,7 +43,7 @@ pub struct BenchmarkArgs {
     /// Group size of `--quant`.
     #[arg(long, default_value_t = 64)]
     group_size: usize,
-    /// Peak memory bandwidth of the device in GB/s; measured (sum over 1 GiB) when absent.
+    /// Peak memory bandwidth of the device in GB/s; measured (a sum over 1 GiB) when absent.
     #[arg(long)]
     peak_gbps: Option<f64>,
     /// Print JSON instead of a table.
@@ -135,7 +135,13 @@ pub fn run(args: BenchmarkArgs) -> Result<()> {
     let achieved_gbps = bytes_per_step / step / 1e9;
     let (peak, peak_src) = match args.peak_gbps {
         Some(v) => (v, "given"),
-        None => (measure_read_gbps(&device), "measured read"),
+        None => match measure_read_gbps(&device) {
+            Ok(v) => (v, "measured read"),
+            Err(e) => {
+                eprintln!("warning: {e}");
+                (f64::NAN, "probe failed")
+            }
+        },
     };
     let peak_rss = peak_rss_bytes();
     let r = serde_json::json!({
@@ -177,26 +183,38 @@ pub fn run(args: BenchmarkArgs) -> Result<()> {
     Ok(())
 }
 
-/// Device read bandwidth: the sum of a large f32 vector (one stream read, one scalar written),
-/// best of 5, the read-back of the scalar included (small against the ~0.3 ms a GPU needs for
-/// 1 GiB). A reduction is used because a fusing backend cannot skip any of its input, whereas it
-/// may leave an elementwise result it can see is never read unwritten: an earlier `(a + b).sum()`
-/// counted as 4 streams ran as a fused 2-stream reduction, and `x + 1` read back through a one-element
-/// slice reported 10-18 TB/s on a 4.8 TB/s H200. Decoding is weight *reads*, so this is its ceiling.
-fn measure_read_gbps(device: &Device) -> f64 {
+/// Device read bandwidth: a two-stage sum (rows of 1,024, then the row sums) over a vector of
+/// ones uploaded from the host, best of 5, the scalar's read-back included. A reduction is used
+/// because a fusing backend cannot skip its input the way it skips an elementwise result it sees
+/// is never read (`x + 1` read back through a one-element slice reported 10-18 TB/s on a 4.8 TB/s
+/// H200). The two stages are there because Burn's full `sum()` on CUDA ran at 96 GB/s over 1 GiB
+/// where `sum_dim` reached 2.1 TB/s (`examples/read_probe.rs`, H200, 2026-12-02), so it measured the
+/// reduction, not the memory. The sum must come out exactly `n`, or the figure is refused: a
+/// previous probe (`random(..).sum()`) printed 5.6-14.4 TB/s on the H200, unexplained. Decoding is
+/// weight *reads*, so this is its ceiling; a kernel that streams at the copy rate can beat it.
+fn measure_read_gbps(device: &Device) -> Result<f64> {
     // 128 MiB on the CPU (a laptop's RAM), 1 GiB on a GPU (long against launch latency).
     let cpu = matches!(device.clone().inner().as_dispatch(), burn::backend::DispatchDevice::Flex(_));
     let n: usize = if cpu { 1 << 25 } else { 1 << 28 };
-    let x = Tensor::<1>::random([n], Distribution::Default, device);
+    let x =
+        Tensor::<1>::from_data(burn::tensor::TensorData::new(vec![1.0f32; n], [n]), device).reshape([n / 1024, 1024]);
     let esz = x.dtype().size() as f64;
-    let _ = x.clone().sum().into_data();
+    // Row sums (1,024) are exact in every float type; the total (2^25 or 2^28) is exact in f32.
+    let run = || -> Result<f32> {
+        let s = x.clone().sum_dim(1).cast(burn::tensor::DType::F32).sum().into_data();
+        Ok(s.convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?[0])
+    };
+    let got = run()?;
+    if got != n as f32 {
+        bail!("the read-bandwidth probe summed {n} ones to {got}: not using its timing (give --peak-gbps)");
+    }
     let mut best = f64::MAX;
     for _ in 0..5 {
         let t = Instant::now();
-        let _ = x.clone().sum().into_data();
+        run()?;
         best = best.min(t.elapsed().as_secs_f64());
     }
-    n as f64 * esz / best / 1e9
+    Ok(n as f64 * esz / best / 1e9)
 }
 
 /// High-water mark of the process's resident memory (Linux `VmHWM`).

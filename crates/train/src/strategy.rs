@@ -13,9 +13,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::adapters::Trainable;
 use anyhow::Result;
 use burn::data::dataloader::Progress;
-use crate::adapters::Trainable;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::train::metric::store::EventStoreClient;
