@@ -100,9 +100,11 @@ fn time_probe(dev: &Device, iters: usize, mut f: impl FnMut() -> Tensor<2>) -> f
 
 /// The GEMV kernels timed per shape (`Rows` picks its outputs per cube itself; the fixed counts
 /// show what the choice is worth).
-const KERNELS: [GemvKernel; 6] = [
+const KERNELS: [GemvKernel; 8] = [
     GemvKernel::Lanes,
     GemvKernel::Rows,
+    GemvKernel::RowsPerCube(1),
+    GemvKernel::RowsPerCube(2),
     GemvKernel::RowsPerCube(4),
     GemvKernel::RowsPerCube(8),
     GemvKernel::RowsPerCube(16),

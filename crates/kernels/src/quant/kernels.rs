@@ -170,6 +170,10 @@ const _: () = assert!(GEMV_LANES == 1 << 5);
 /// Most shared memory [`quant_gemv_rows`] asks for (its launcher falls back to [`quant_gemv`]
 /// above it, or above the device's limit: 32 KiB on lavapipe).
 pub const GEMV2_MAX_SHARED: usize = 48 * 1024;
+/// Cubes per SM that `GemvKernel::Rows` aims for when it picks its outputs per cube: on the H200
+/// this picks the fastest fixed count, or one within 1.1 % of it, at the three default shapes
+/// timed (`experiments/nf4-kernels/results.md` run 7); 2 left it latency-bound, 8 overshot.
+pub const GEMV2_CUBES_PER_SM: usize = 4;
 /// Most products `rows_per_cube · rows` each thread of [`quant_gemv_rows`] accumulates.
 pub const GEMV2_ACC: usize = 16;
 

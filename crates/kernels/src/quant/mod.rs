@@ -36,7 +36,8 @@ pub enum GemvKernel {
     /// H200, `experiments/nf4-kernels/results.md` run 3). `kernels::quant_gemv_rows`: several
     /// outputs per cube, `x` staged once in shared memory and reused across them; outputs per
     /// cube chosen from `N` and the device's SM count (the most, up to `16 / M`, that still gives
-    /// every SM two cubes). Falls back to `Lanes` when it
+    /// every SM `kernels::GEMV2_CUBES_PER_SM` cubes: fewer left it latency-bound, runs 6-7). Falls
+    /// back to `Lanes` when it
     /// does not fit in shared memory (`kernels::gemv2_shared_bytes` above the device's limit or
     /// `kernels::GEMV2_MAX_SHARED`; with 48 KiB: `K` up to about 9 000 at one row).
     #[default]
