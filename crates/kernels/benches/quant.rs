@@ -3,7 +3,7 @@
 //! copy bandwidth and the speed-up over a dense f16 matmul of the same shape, all measured in the
 //! same run. Also the plain-tensor path (dequantize then f32 matmul) and, for the GEMM, the
 //! transposed product (QLoRA's input gradient). Each shape is checked against the plain path.
-//! Every GEMV kernel ([`GemvKernel`]: `Lanes`, `Rows`, `Rows` at 4, 8, 16 outputs per cube, `Vector`) is
+//! Every GEMV kernel ([`GemvKernel`]: `Lanes`, `Rows`, `Rows` at 1, 2, 4, 8, 16 outputs per cube) is
 //! timed, each in its own table row.
 //!
 //! ```sh
@@ -100,7 +100,7 @@ fn time_probe(dev: &Device, iters: usize, mut f: impl FnMut() -> Tensor<2>) -> f
 
 /// The GEMV kernels timed per shape (`Rows` picks its outputs per cube itself; the fixed counts
 /// show what the choice is worth).
-const KERNELS: [GemvKernel; 8] = [
+const KERNELS: [GemvKernel; 7] = [
     GemvKernel::Lanes,
     GemvKernel::Rows,
     GemvKernel::RowsPerCube(1),
@@ -108,7 +108,6 @@ const KERNELS: [GemvKernel; 8] = [
     GemvKernel::RowsPerCube(4),
     GemvKernel::RowsPerCube(8),
     GemvKernel::RowsPerCube(16),
-    GemvKernel::Vector,
 ];
 
 fn flush() -> ProfileOptions {
@@ -455,7 +454,6 @@ fn main() {
         }
     };
     guarded("floor Rows".into(), &|| floor(GemvKernel::Rows));
-    guarded("floor Vector".into(), &|| floor(GemvKernel::Vector));
     println!();
     println!("GEMV, batch 1, the other kernels (same columns):");
     header();

@@ -60,7 +60,7 @@ fn cases() -> Vec<Case> {
     // `Rows` strides 128 threads over 200 words, and falls back to `Lanes` at 8 rows (shared memory).
     v.push(Case { format: QuantFormat::Nf4, n: 11, k: 1600, gs: 64 });
     v.push(Case { format: QuantFormat::Affine4, n: 21, k: 1088, gs: 64 });
-    // `Vector` at vector widths 2 (130 words, groups of 16) and 1 (groups of 8), past 32 lanes.
+    // Small scale groups (16, 8 codes) on rows longer than one pass of 32 lanes (130, 65 words).
     v.push(Case { format: QuantFormat::Nf4, n: 7, k: 1040, gs: 16 });
     v.push(Case { format: QuantFormat::Affine4, n: 6, k: 520, gs: 8 });
     v

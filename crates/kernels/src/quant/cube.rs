@@ -71,29 +71,6 @@ impl QuantMatmulBackend for CubeBackend {
         let k = w.packed.meta.shape()[1] * 8;
         let max_shared = x.client.properties().hardware.max_shared_memory_size.min(GEMV2_MAX_SHARED);
         let rpc = match GemvKernel::from_index(gemv) {
-            GemvKernel::Vector => {
-                // Widest vector whose words divide the row and whose codes stay in one group.
-                if let Some(vs) = [4usize, 2, 1].into_iter().find(|&v| (k / 8) % v == 0 && group_size % (8 * v) == 0) {
-                    quant_gemv_vec::launch(
-                        &x.client,
-                        CubeCount::Static(n.div_ceil(GEMV3_ROWS_PER_CUBE) as u32, 1, 1),
-                        CubeDim::new_2d(GEMV_LANES as u32, GEMV3_ROWS_PER_CUBE as u32),
-                        vs,
-                        x.clone().into_tensor_arg(),
-                        w.packed.into_tensor_arg(),
-                        w.scales.into_tensor_arg(),
-                        w.biases.into_tensor_arg(),
-                        w.lut.into_tensor_arg(),
-                        out.clone().into_tensor_arg(),
-                        m,
-                        group_size,
-                        has_bias,
-                        dtypes,
-                    );
-                    return out;
-                }
-                None
-            }
             GemvKernel::Lanes => None,
             GemvKernel::Rows => {
                 let sms = x.client.properties().hardware.num_streaming_multiprocessors.unwrap_or(64) as usize;

@@ -44,30 +44,19 @@ pub enum GemvKernel {
     Rows,
     /// `Rows` with this many outputs per cube (capped at `16 / M`).
     RowsPerCube(usize),
-    /// `kernels::quant_gemv_vec`: one plane per output like `Lanes`, but each lane loads four
-    /// words at once (a 128-bit load) and two such loads are in flight before the arithmetic, `x`
-    /// read as vectors too; the reduction is a shared-memory tree. Falls back to `Lanes` when the
-    /// group size is below 8 codes per word times the vector width it could use (`gs` < 8).
-    Vector,
 }
 
 impl GemvKernel {
     /// The kernels the tests compare with the plain path.
-    pub const ALL: [GemvKernel; 5] = [
-        GemvKernel::Lanes,
-        GemvKernel::Rows,
-        GemvKernel::RowsPerCube(3),
-        GemvKernel::RowsPerCube(16),
-        GemvKernel::Vector,
-    ];
+    pub const ALL: [GemvKernel; 4] =
+        [GemvKernel::Lanes, GemvKernel::Rows, GemvKernel::RowsPerCube(3), GemvKernel::RowsPerCube(16)];
 
     /// The `usize` passed through the backend op.
     pub(crate) fn index(self) -> usize {
         match self {
             GemvKernel::Lanes => 0,
             GemvKernel::Rows => 1,
-            GemvKernel::Vector => 2,
-            GemvKernel::RowsPerCube(r) => 2 + r.max(1),
+            GemvKernel::RowsPerCube(r) => 1 + r.max(1),
         }
     }
 
@@ -75,8 +64,7 @@ impl GemvKernel {
         match i {
             0 => GemvKernel::Lanes,
             1 => GemvKernel::Rows,
-            2 => GemvKernel::Vector,
-            r => GemvKernel::RowsPerCube(r - 2),
+            r => GemvKernel::RowsPerCube(r - 1),
         }
     }
 }
