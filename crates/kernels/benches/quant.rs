@@ -3,8 +3,8 @@
 //! copy bandwidth and the speed-up over a dense f16 matmul of the same shape, all measured in the
 //! same run. Also the plain-tensor path (dequantize then f32 matmul) and, for the GEMM, the
 //! transposed product (QLoRA's input gradient). Each shape is checked against the plain path.
-//! Every GEMV kernel ([`GemvKernel`]: `Lanes`, `Rows`, `Rows` at 1, 2, 4, 8, 16 outputs per cube) is
-//! timed, each in its own table row.
+//! Every GEMV kernel ([`GemvKernel`]: `Lanes`, `Rows` (and at 2, 4, 8 outputs per cube), `Stream`
+//! (and at 1, 2, 4, 8, 16 outputs per cube)) is timed, each in its own table row.
 //!
 //! ```sh
 //! CUDARC_CUDA_VERSION=13000 cargo bench -p bit-axon-kernels --features cuda --bench quant
@@ -100,14 +100,18 @@ fn time_probe(dev: &Device, iters: usize, mut f: impl FnMut() -> Tensor<2>) -> f
 
 /// The GEMV kernels timed per shape (`Rows` picks its outputs per cube itself; the fixed counts
 /// show what the choice is worth).
-const KERNELS: [GemvKernel; 7] = [
+const KERNELS: [GemvKernel; 11] = [
     GemvKernel::Lanes,
     GemvKernel::Rows,
-    GemvKernel::RowsPerCube(1),
     GemvKernel::RowsPerCube(2),
     GemvKernel::RowsPerCube(4),
     GemvKernel::RowsPerCube(8),
-    GemvKernel::RowsPerCube(16),
+    GemvKernel::Stream,
+    GemvKernel::StreamPerCube(1),
+    GemvKernel::StreamPerCube(2),
+    GemvKernel::StreamPerCube(4),
+    GemvKernel::StreamPerCube(8),
+    GemvKernel::StreamPerCube(16),
 ];
 
 fn flush() -> ProfileOptions {
@@ -454,6 +458,7 @@ fn main() {
         }
     };
     guarded("floor Rows".into(), &|| floor(GemvKernel::Rows));
+    guarded("floor Stream".into(), &|| floor(GemvKernel::Stream));
     println!();
     println!("GEMV, batch 1, the other kernels (same columns):");
     header();

@@ -63,12 +63,17 @@ fn cases() -> Vec<Case> {
     // Small scale groups (16, 8 codes) on rows longer than one pass of 32 lanes (130, 65 words).
     v.push(Case { format: QuantFormat::Nf4, n: 7, k: 1040, gs: 16 });
     v.push(Case { format: QuantFormat::Affine4, n: 6, k: 520, gs: 8 });
+    // Rows the streaming GEMV splits exactly into whole planes (320 words: 160 threads × 2 words at
+    // 32 lanes; 640 words: 160 × 4), the other cases take its bounds-checked split.
+    v.push(Case { format: QuantFormat::Nf4, n: 19, k: 2560, gs: 64 });
+    v.push(Case { format: QuantFormat::Affine4, n: 9, k: 5120, gs: 128 });
     v
 }
 
 #[test]
 fn forward_matches_plain_path() {
     let (gpu, cpu) = (gpu(), Device::flex());
+    let stream_before = bit_axon_kernels::quant::stream_launches();
     for (ci, c) in cases().iter().enumerate() {
         let m = matrix(c.format, c.n, c.k, c.gs, ci as u64);
         let (lg, lc) = (QuantLinear::from_matrix(&m, &gpu), QuantLinear::from_matrix(&m, &cpu));
@@ -80,13 +85,64 @@ fn forward_matches_plain_path() {
             let what = format!("{:?} out={} in={} gs={} rows={rows}", c.format, c.n, c.k, c.gs);
             assert_close(&what, &got, &want, 1e-5);
             if rows <= GEMV_MAX_ROWS {
-                // The fixed outputs-per-cube variants at 1 and 3 rows only (each shape is a JIT compile).
-                let fixed = rows == 1 || rows == 3;
-                for gemv in GemvKernel::ALL.into_iter().filter(|g| fixed || !matches!(g, GemvKernel::RowsPerCube(_))) {
+                // The fixed outputs-per-cube variants at 1 and 3 rows (`Rows`), 1 and 2 (`Stream`)
+                // only: each shape is a JIT compile.
+                let keep = |g: &GemvKernel| match g {
+                    GemvKernel::RowsPerCube(_) => rows == 1 || rows == 3,
+                    GemvKernel::StreamPerCube(_) => rows <= 2,
+                    _ => true,
+                };
+                for gemv in GemvKernel::ALL.into_iter().filter(keep) {
                     let got = to_vec(quant_linear_with(x.clone().to_device(&gpu), &w, gemv));
                     assert_close(&format!("{what} {gemv:?}"), &got, &want, 1e-5);
                 }
             }
+        }
+    }
+    // Stream needs a fixed plane size; otherwise it ran as `Rows` (compared above all the same).
+    eprintln!("quant_gemv_stream launches: {}", bit_axon_kernels::quant::stream_launches() - stream_before);
+}
+
+/// `t [r, c]` as a view into a wider `[r, c + pad]` buffer: rows contiguous, row stride above the
+/// width (what CUDA's padded allocations look like; lavapipe never pads on its own).
+fn padded(t: Tensor<2>, pad: usize) -> Tensor<2> {
+    let c = t.dims()[1];
+    Tensor::cat(vec![t.clone(), t.narrow(1, 0, pad.min(c))], 1).narrow(1, 0, c)
+}
+
+fn padded_int(t: Tensor<2, Int>, pad: usize) -> Tensor<2, Int> {
+    let c = t.dims()[1];
+    Tensor::cat(vec![t.clone(), t.narrow(1, 0, pad.min(c))], 1).narrow(1, 0, c)
+}
+
+#[test]
+fn weights_with_padded_rows_match_plain_path() {
+    let (gpu, cpu) = (gpu(), Device::flex());
+    let padded_cases = [
+        Case { format: QuantFormat::Affine4, n: 45, k: 96, gs: 32 },
+        Case { format: QuantFormat::Nf4, n: 19, k: 2560, gs: 64 },
+    ];
+    for (ci, c) in padded_cases.iter().enumerate() {
+        let m = matrix(c.format, c.n, c.k, c.gs, 40 + ci as u64);
+        let (lg, lc) = (QuantLinear::from_matrix(&m, &gpu), QuantLinear::from_matrix(&m, &cpu));
+        let mut w = weight(&lg);
+        w.packed = padded_int(w.packed, 3);
+        w.scales = padded(w.scales, 1);
+        w.biases = w.biases.map(|b| padded(b, 2));
+        for rows in [1usize, 3, 9] {
+            let x = Tensor::<2>::random([rows, c.k], Distribution::Uniform(-1.0, 1.0), &cpu);
+            let want = to_vec(QuantizedWeight::forward(&lc, x.clone()));
+            for gemv in [GemvKernel::Lanes, GemvKernel::Rows, GemvKernel::Stream] {
+                let got = to_vec(quant_linear_with(x.clone().to_device(&gpu), &w, gemv));
+                let what = format!("padded rows {:?} out={} in={} rows={rows} {gemv:?}", c.format, c.n, c.k);
+                assert_close(&what, &got, &want, 1e-5);
+            }
+        }
+        for rows in [1usize, 9] {
+            let g = Tensor::<2>::random([rows, c.n], Distribution::Uniform(-1.0, 1.0), &cpu);
+            let want = to_vec(lc.backward_input(g.clone()));
+            let got = to_vec(quant_linear_t(g.to_device(&gpu), &w));
+            assert_close(&format!("padded rows {:?} transposed rows={rows}", c.format), &got, &want, 1e-5);
         }
     }
 }

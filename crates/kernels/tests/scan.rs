@@ -61,6 +61,9 @@ fn forward_equals_reference_on_random_shapes() {
         (1, 29, 7, 32, 0.5, 0.0),   // 8 units per channel
         (1, 1000, 17, 16, 0.5, 0.0),
         (3, 1000, 13, 16, 0.3, 0.01),
+        // B·E·N/4 ≥ 2^17: the single-pass kernel takes 4 states per unit (2 below), and E is not a
+        // multiple of its channels per cube.
+        (2, 70, 16400, 16, 0.5, 0.02),
     ];
     for (b, l, e, n, dt_max, p) in cases {
         let (input, h0) = inputs(b, l, e, n, dt_max, p, &flex);

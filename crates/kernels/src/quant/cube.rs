@@ -9,6 +9,34 @@ use cubecl::{CubeCount, CubeDim};
 use super::kernels::*;
 use super::{GEMV_MAX_ROWS, GemvKernel, QuantMatmulBackend};
 
+/// The plane size when the device has plane operations and a fixed plane size (what
+/// [`quant_gemv_stream`]'s reduction assumes), else `None`.
+fn fixed_plane(client: &cubecl::client::Client) -> Option<usize> {
+    let props = client.properties();
+    let hw = &props.hardware;
+    let ops = props.features.plane.contains(cubecl::ir::features::Plane::Ops);
+    (ops && hw.plane_size_min == hw.plane_size_max && hw.plane_size_min > 0).then_some(hw.plane_size_min as usize)
+}
+
+static STREAM_LAUNCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many times this process launched [`quant_gemv_stream`] (`GemvKernel::Stream` falls back to
+/// `Rows` on devices without a fixed plane size): lets tests and benchmarks see which GEMV ran.
+pub fn stream_launches() -> usize {
+    STREAM_LAUNCHES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Outputs per GEMV cube: the most, halving from `max`, that still gives each of `sms` SMs
+/// `GEMV2_CUBES_PER_SM` cubes for `n` outputs (at 2 cubes per SM Nsight showed 14.7 % warps
+/// active, nf4-kernels run 6; run 7 timed every fixed count).
+fn rows_per_cube(max: usize, n: usize, sms: usize) -> usize {
+    let mut r = max.max(1);
+    while r > 1 && n.div_ceil(r) < GEMV2_CUBES_PER_SM * sms {
+        r /= 2;
+    }
+    r
+}
+
 struct Weight {
     packed: CubeTensor,
     scales: CubeTensor,
@@ -16,10 +44,26 @@ struct Weight {
     lut: CubeTensor,
 }
 
-/// Contiguous tensors, the per-group parameters and the table as f32 (the kernels' type).
+/// A 2-D tensor whose rows are contiguous, kept as it is when it already is one (possibly with a
+/// row stride above its width: CUDA pads the rows of unaligned widths, and `into_contiguous` would
+/// copy such a weight on every call, which was most of the GEMV's time on the H200,
+/// `experiments/nf4-kernels/results.md` run 9); any other layout is made contiguous.
+fn dense_rows(t: CubeTensor) -> CubeTensor {
+    let (shape, strides) = (t.meta.shape(), t.meta.strides());
+    let rows_ok = shape.len() == 2 && (strides[1] == 1 || shape[1] <= 1) && strides[0] >= shape[1];
+    if rows_ok && !t.meta.is_tiled() { t } else { into_contiguous(t) }
+}
+
+/// The weight's tensors with contiguous rows, the per-group parameters and the table as f32 (the
+/// kernels' type).
 fn prepare(packed: CubeTensor, scales: CubeTensor, biases: CubeTensor, lut: CubeTensor) -> Weight {
-    let f32 = |t: CubeTensor| into_contiguous(cast(t, DType::F32));
-    Weight { packed: into_contiguous(packed), scales: f32(scales), biases: f32(biases), lut: f32(lut) }
+    let f32 = |t: CubeTensor| dense_rows(cast(t, DType::F32));
+    Weight {
+        packed: dense_rows(packed),
+        scales: f32(scales),
+        biases: f32(biases),
+        lut: into_contiguous(cast(lut, DType::F32)),
+    }
 }
 
 fn gemm(a: CubeTensor, w: Weight, c_dim: usize, gs: usize, has_bias: bool, transposed: bool) -> CubeTensor {
@@ -70,17 +114,50 @@ impl QuantMatmulBackend for CubeBackend {
         let dtypes = [dtype_to_storage_type(x.dtype), dtype_to_storage_type(w.packed.dtype)];
         let k = w.packed.meta.shape()[1] * 8;
         let max_shared = x.client.properties().hardware.max_shared_memory_size.min(GEMV2_MAX_SHARED);
-        let rpc = match GemvKernel::from_index(gemv) {
+        let sms = x.client.properties().hardware.num_streaming_multiprocessors.unwrap_or(64) as usize;
+        let kernel = GemvKernel::from_index(gemv);
+        if let GemvKernel::Stream | GemvKernel::StreamPerCube(_) = kernel
+            && let Some(plane) = fixed_plane(&x.client)
+            && m <= STREAM_MAX_ROWS
+        {
+            let (threads, wpt) = stream_split(k / 8, plane);
+            let max_rpc = (STREAM_ACC / m).max(1);
+            let rpc = match kernel {
+                GemvKernel::StreamPerCube(r) => r.clamp(1, max_rpc),
+                // Each row of a cube reuses its `x` registers.
+                _ => rows_per_cube(max_rpc, n, sms),
+            };
+            if threads % plane == 0 {
+                quant_gemv_stream::launch(
+                    &x.client,
+                    CubeCount::Static(n.div_ceil(rpc) as u32, 1, 1),
+                    CubeDim::new_1d(threads as u32),
+                    x.clone().into_tensor_arg(),
+                    w.packed.into_tensor_arg(),
+                    w.scales.into_tensor_arg(),
+                    w.biases.into_tensor_arg(),
+                    w.lut.into_tensor_arg(),
+                    out.clone().into_tensor_arg(),
+                    m,
+                    k,
+                    rpc,
+                    wpt,
+                    threads,
+                    threads / plane,
+                    group_size,
+                    has_bias,
+                    dtypes,
+                );
+                STREAM_LAUNCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return out;
+            }
+        }
+        let rpc = match kernel {
             GemvKernel::Lanes => None,
-            GemvKernel::Rows => {
-                let sms = x.client.properties().hardware.num_streaming_multiprocessors.unwrap_or(64) as usize;
-                let mut r = gemv2_max_rows_per_cube(m);
-                // Enough cubes to keep warps resident: at 2 cubes per SM Nsight showed 14.7 % warps
-                // active (nf4-kernels run 6); run 7 timed every fixed count.
-                while r > 1 && n.div_ceil(r) < GEMV2_CUBES_PER_SM * sms {
-                    r /= 2;
-                }
-                Some(r)
+            // `Rows`, and `Stream`'s fallback (plane size not fixed, or `M` above
+            // `STREAM_MAX_ROWS`).
+            GemvKernel::Rows | GemvKernel::Stream | GemvKernel::StreamPerCube(_) => {
+                Some(rows_per_cube(gemv2_max_rows_per_cube(m), n, sms))
             }
             GemvKernel::RowsPerCube(r) => Some(r.clamp(1, gemv2_max_rows_per_cube(m))),
         };

@@ -1,4 +1,7 @@
-//! The CubeCL kernels of the fused 4-bit dequantize-matmul. All tensors are contiguous.
+//! The CubeCL kernels of the fused 4-bit dequantize-matmul. `x` and the outputs are contiguous;
+//! `packed`, `scales` and `biases` have contiguous rows but may have a row stride above their width
+//! (CUDA allocates 2-D tensors of unaligned width with padded rows): the kernels index their rows
+//! with `stride(0)`, so no copy is made per call.
 //!
 //! Weight `W [N, K]` (out × in) is stored as `packed [N, K/8]` (8 four-bit codes per 32-bit word,
 //! code `j` in bits `4j..4j+3`, read as `I` = i32/u32 and reinterpreted as `u32`), `scales` and
@@ -42,16 +45,16 @@ fn gemv_word<F: Float>(
     n: usize,
     w: usize,
     k_dim: usize,
-    groups: usize,
+    _groups: usize,
     #[comptime] rows: usize,
     #[comptime] gs: usize,
     #[comptime] has_bias: bool,
 ) {
-    let gi = n * groups + w * 8 / gs;
-    let s = scales[gi];
+    let gi = w * 8 / gs;
+    let s = scales[n * scales.stride(0) + gi];
     let mut b = 0.0f32;
     if has_bias {
-        b = biases[gi];
+        b = biases[n * biases.stride(0) + gi];
     }
     let mut vals = Array::<f32>::new(8usize);
     #[unroll]
@@ -118,7 +121,7 @@ pub fn quant_gemv<F: Float, I: Int>(
             let mut ws = Array::<u32>::new(GEMV_UNROLL);
             #[unroll]
             for u in 0..GEMV_UNROLL {
-                ws[u] = u32::cast_from(packed[n * words + w + u * GEMV_LANES]);
+                ws[u] = u32::cast_from(packed[n * packed.stride(0) + w + u * GEMV_LANES]);
             }
             #[unroll]
             for u in 0..GEMV_UNROLL {
@@ -141,7 +144,7 @@ pub fn quant_gemv<F: Float, I: Int>(
             w += GEMV_UNROLL * GEMV_LANES;
         }
         while w < words {
-            let word = u32::cast_from(packed[n * words + w]);
+            let word = u32::cast_from(packed[n * packed.stride(0) + w]);
             gemv_word::<F>(x, scales, biases, &table, &mut acc, word, n, w, k_dim, groups, rows, gs, has_bias);
             w += GEMV_LANES;
         }
@@ -212,7 +215,6 @@ pub fn quant_gemv_rows<F: Float, I: Int>(
 ) {
     let n_dim = out.shape(1);
     let words = comptime!(k_dim / 8);
-    let groups = comptime!(k_dim / gs);
     let kp = comptime!(k_dim + k_dim / 8);
     let tid = UNIT_POS as usize;
     let n0 = CUBE_POS_X as usize * rpc;
@@ -229,7 +231,7 @@ pub fn quant_gemv_rows<F: Float, I: Int>(
         let n = n0 + r;
         let mut v = 0u32;
         if n < n_dim && w < words {
-            v = u32::cast_from(packed[n * words + w]);
+            v = u32::cast_from(packed[n * packed.stride(0) + w]);
         }
         ws[r] = v;
     }
@@ -257,7 +259,7 @@ pub fn quant_gemv_rows<F: Float, I: Int>(
             let n = n0 + r;
             let mut v = 0u32;
             if n < n_dim && next < words {
-                v = u32::cast_from(packed[n * words + next]);
+                v = u32::cast_from(packed[n * packed.stride(0) + next]);
             }
             ws[r] = v;
         }
@@ -281,9 +283,9 @@ pub fn quant_gemv_rows<F: Float, I: Int>(
             let mut s = 0.0f32;
             let mut b = 0.0f32;
             if n < n_dim {
-                s = scales[n * groups + g];
+                s = scales[n * scales.stride(0) + g];
                 if has_bias {
-                    b = biases[n * groups + g];
+                    b = biases[n * biases.stride(0) + g];
                 }
             }
             let word = cur[r];
@@ -335,6 +337,169 @@ pub fn quant_gemv_rows<F: Float, I: Int>(
     }
 }
 
+/// Most input rows `M` the streaming GEMV [`quant_gemv_stream`] takes (its `x` lives in registers:
+/// `8·M` per word a thread owns).
+pub const STREAM_MAX_ROWS: usize = 2;
+/// Most products `rows_per_cube · M` each thread of [`quant_gemv_stream`] accumulates.
+pub const STREAM_ACC: usize = 16;
+
+/// Threads and words per thread of [`quant_gemv_stream`] for a row of `words` 32-bit words and
+/// planes of `plane` lanes: the fewest words per thread, at least `⌈words / 256⌉`, that split the
+/// row exactly into whole planes; else 128 threads with the last words bounds-checked.
+pub fn stream_split(words: usize, plane: usize) -> (usize, usize) {
+    let plane = plane.max(1);
+    let mut wpt = words.div_ceil(256).max(1);
+    while wpt <= words {
+        let threads = words / wpt;
+        if words % wpt == 0 && threads % plane == 0 && threads <= 1024 {
+            return (threads, wpt);
+        }
+        if threads < plane {
+            break;
+        }
+        wpt += 1;
+    }
+    let threads = 128usize.max(plane);
+    (threads, words.div_ceil(threads))
+}
+
+/// Streaming GEMV for decoding: `y [M, N] = x [M, K]·Wᵀ`, `M = rows ≤ STREAM_MAX_ROWS`, `K = k_dim`
+/// comptime. A cube of `threads` spans a whole row of `W`: thread `t` owns words
+/// `w = t + threads·j` (`j < wpt`) of every row, keeps the `8·wpt·M` values of `x` they multiply in
+/// registers (loaded once), then streams the words of its cube's `rpc` consecutive rows, all
+/// requested before any is decoded (`rpc·wpt` loads in flight per thread, neighbouring threads on
+/// neighbouring words). Each code is one shared-memory table read and one FMA. Sums end with a
+/// plane sum and one cube-wide sync across the `threads / PLANE_DIM` planes (`planes`, comptime:
+/// the launcher checks the plane size is fixed and divides `threads`).
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub fn quant_gemv_stream<F: Float, I: Int>(
+    x: &Tensor<F>,
+    packed: &Tensor<I>,
+    scales: &Tensor<f32>,
+    biases: &Tensor<f32>,
+    lut: &Tensor<f32>,
+    out: &mut Tensor<F>,
+    #[comptime] rows: usize,
+    #[comptime] k_dim: usize,
+    #[comptime] rpc: usize,
+    #[comptime] wpt: usize,
+    #[comptime] threads: usize,
+    #[comptime] planes: usize,
+    #[comptime] gs: usize,
+    #[comptime] has_bias: bool,
+    #[define(F, I)] _dtypes: [ElemType; 2],
+) {
+    let n_dim = out.shape(1);
+    let words = comptime!(k_dim / 8);
+    let exact = comptime!(words == threads * wpt);
+    let tid = UNIT_POS as usize;
+    let n0 = CUBE_POS_X as usize * rpc;
+    let mut table = Shared::<[f32]>::new_slice(16usize);
+    if tid < 16 {
+        table[tid] = lut[tid];
+    }
+    // This thread's words of every row, requested first (they depend on nothing).
+    let mut ws = Array::<u32>::new(comptime!(rpc * wpt));
+    let mut ss = Array::<f32>::new(comptime!(rpc * wpt));
+    let mut bs = Array::<f32>::new(comptime!(rpc * wpt));
+    #[unroll]
+    for r in 0..rpc {
+        let n = select(n0 + r < n_dim, n0 + r, n_dim - 1);
+        #[unroll]
+        for j in 0..wpt {
+            let w = tid + j * threads;
+            let mut v = 0u32;
+            let mut s = 0.0f32;
+            let mut b = 0.0f32;
+            if exact || w < words {
+                v = u32::cast_from(packed[n * packed.stride(0) + w]);
+                s = scales[n * scales.stride(0) + w * 8 / gs];
+                if has_bias {
+                    b = biases[n * biases.stride(0) + w * 8 / gs];
+                }
+            }
+            ws[r * wpt + j] = v;
+            ss[r * wpt + j] = s;
+            bs[r * wpt + j] = b;
+        }
+    }
+    let mut xr = Array::<f32>::new(comptime!(rows * wpt * 8));
+    let mut sx = Array::<f32>::new(comptime!(rows * wpt));
+    #[unroll]
+    for m in 0..rows {
+        #[unroll]
+        for j in 0..wpt {
+            let w = tid + j * threads;
+            let mut sum = 0.0f32;
+            #[unroll]
+            for c in 0..8 {
+                let mut v = 0.0f32;
+                if exact || w < words {
+                    v = f32::cast_from(x[m * k_dim + w * 8 + c]);
+                }
+                xr[(m * wpt + j) * 8 + c] = v;
+                sum += v;
+            }
+            sx[m * wpt + j] = sum;
+        }
+    }
+    sync_cube();
+    let mut acc = Array::<f32>::new(comptime!(rpc * rows));
+    #[unroll]
+    for r in 0..rpc {
+        #[unroll]
+        for m in 0..rows {
+            acc[r * rows + m] = 0.0;
+        }
+        #[unroll]
+        for j in 0..wpt {
+            let word = ws[r * wpt + j];
+            let mut vals = Array::<f32>::new(8usize);
+            #[unroll]
+            for c in 0..8u32 {
+                vals[c as usize] = table[((word >> (4 * c)) & 15) as usize];
+            }
+            #[unroll]
+            for m in 0..rows {
+                let mut dot = 0.0f32;
+                #[unroll]
+                for c in 0..8 {
+                    dot += vals[c] * xr[(m * wpt + j) * 8 + c];
+                }
+                if has_bias {
+                    acc[r * rows + m] += ss[r * wpt + j] * dot + bs[r * wpt + j] * sx[m * wpt + j];
+                } else {
+                    acc[r * rows + m] += ss[r * wpt + j] * dot;
+                }
+            }
+        }
+    }
+    let mut red = Shared::<[f32]>::new_slice(comptime!(rpc * rows * planes));
+    let plane = UNIT_POS as usize / PLANE_DIM as usize;
+    #[unroll]
+    for i in 0..rpc * rows {
+        let s = plane_sum(acc[i]);
+        if UNIT_POS_PLANE == 0 {
+            red[i * planes + plane] = s;
+        }
+    }
+    sync_cube();
+    if tid < rpc * rows {
+        let r = tid / rows;
+        let m = tid % rows;
+        let n = n0 + r;
+        if n < n_dim {
+            let mut s = 0.0f32;
+            #[unroll]
+            for p in 0..planes {
+                s += red[tid * planes + p];
+            }
+            out[m * n_dim + n] = F::cast_from(s);
+        }
+    }
+}
+
 /// Tiled GEMM for prefill and training. `transposed = false`: `y [M, N] = a [M, K]·Wᵀ`;
 /// `transposed = true`: `y [M, K] = a [M, N]·W` (the input gradient). Reduction length `R`
 /// (`K`, resp. `N`), output width `C` (`N`, resp. `K`). Each cube computes a `TILE_M × TILE_C`
@@ -362,7 +527,6 @@ pub fn quant_gemm<F: Float, I: Int>(
         k_in = c_dim;
     }
     let words = k_in / 8;
-    let groups = k_in / gs;
     let tx = UNIT_POS_X as usize;
     let ty = UNIT_POS_Y as usize;
     let tid = ty * GEMM_THREADS + tx;
@@ -409,11 +573,11 @@ pub fn quant_gemm<F: Float, I: Int>(
             let mut s = 0.0f32;
             let mut b = 0.0f32;
             if valid {
-                word = u32::cast_from(packed[n * words + wc]);
-                let gi = n * groups + wc * 8 / gs;
-                s = scales[gi];
+                word = u32::cast_from(packed[n * packed.stride(0) + wc]);
+                let gi = wc * 8 / gs;
+                s = scales[n * scales.stride(0) + gi];
                 if has_bias {
-                    b = biases[gi];
+                    b = biases[n * biases.stride(0) + gi];
                 }
             }
             #[unroll]
@@ -431,11 +595,11 @@ pub fn quant_gemm<F: Float, I: Int>(
             let mut s = 0.0f32;
             let mut b = 0.0f32;
             if valid {
-                word = u32::cast_from(packed[n * words + wc]);
-                let gi = n * groups + wc * 8 / gs;
-                s = scales[gi];
+                word = u32::cast_from(packed[n * packed.stride(0) + wc]);
+                let gi = wc * 8 / gs;
+                s = scales[n * scales.stride(0) + gi];
                 if has_bias {
-                    b = biases[gi];
+                    b = biases[n * biases.stride(0) + gi];
                 }
             }
             #[unroll]

@@ -20,6 +20,8 @@ mod autodiff;
 mod cube;
 pub mod kernels;
 
+pub use cube::stream_launches;
+
 use burn::backend::{Backend, backend_extension, tensor::FloatTensor, tensor::IntTensor};
 use burn::prelude::*;
 
@@ -32,31 +34,52 @@ pub enum GemvKernel {
     /// `kernels::quant_gemv`: one plane of 32 lanes per output, `x` read from global memory
     /// for every word.
     Lanes,
-    /// The default (1.3–1.8× less device time than `Lanes` at the default config's shapes on an
-    /// H200, `experiments/nf4-kernels/results.md` run 3). `kernels::quant_gemv_rows`: several
-    /// outputs per cube, `x` staged once in shared memory and reused across them; outputs per
-    /// cube chosen from `N` and the device's SM count (the most, up to `16 / M`, that still gives
-    /// every SM `kernels::GEMV2_CUBES_PER_SM` cubes: fewer left it latency-bound, runs 6-7). Falls
-    /// back to `Lanes` when it
-    /// does not fit in shared memory (`kernels::gemv2_shared_bytes` above the device's limit or
-    /// `kernels::GEMV2_MAX_SHARED`; with 48 KiB: `K` up to about 9 000 at one row).
-    #[default]
+    /// `kernels::quant_gemv_rows`: several outputs per cube, `x` staged once in shared memory and
+    /// reused across them (1.3–1.8× less device time than `Lanes` at the default config's shapes
+    /// on an H200, `experiments/nf4-kernels/results.md` run 3); outputs per cube chosen from `N`
+    /// and the device's SM count (the most, up to `16 / M`, that still gives every SM
+    /// `kernels::GEMV2_CUBES_PER_SM` cubes: fewer left it latency-bound, runs 6-7). Falls back to
+    /// `Lanes` when it does not fit in shared memory (`kernels::gemv2_shared_bytes` above the
+    /// device's limit or `kernels::GEMV2_MAX_SHARED`; with 48 KiB: `K` up to about 9 000 at one
+    /// row). The default for `M > kernels::STREAM_MAX_ROWS`.
     Rows,
     /// `Rows` with this many outputs per cube (capped at `16 / M`).
     RowsPerCube(usize),
+    /// The default. `kernels::quant_gemv_stream`: a cube spans a whole row of `W` with `x` in
+    /// registers and streams `rpc` rows (chosen as `Rows` does: every SM gets
+    /// `kernels::GEMV2_CUBES_PER_SM` cubes); a plane sum ends each output. Less device time than
+    /// `Rows` at every default-config shape on the H200 (1.0–1.5×, results.md run 9). For
+    /// `M ≤ kernels::STREAM_MAX_ROWS` on devices with plane operations of a fixed size; `Rows`
+    /// otherwise.
+    #[default]
+    Stream,
+    /// `Stream` with this many outputs per cube (capped at `16 / M`).
+    StreamPerCube(usize),
 }
+
+/// Where `StreamPerCube` starts in [`GemvKernel`]'s `usize` encoding.
+const STREAM_INDEX: usize = 1 << 16;
 
 impl GemvKernel {
     /// The kernels the tests compare with the plain path.
-    pub const ALL: [GemvKernel; 4] =
-        [GemvKernel::Lanes, GemvKernel::Rows, GemvKernel::RowsPerCube(3), GemvKernel::RowsPerCube(16)];
+    pub const ALL: [GemvKernel; 7] = [
+        GemvKernel::Lanes,
+        GemvKernel::Rows,
+        GemvKernel::RowsPerCube(3),
+        GemvKernel::RowsPerCube(16),
+        GemvKernel::Stream,
+        GemvKernel::StreamPerCube(3),
+        GemvKernel::StreamPerCube(16),
+    ];
 
     /// The `usize` passed through the backend op.
     pub(crate) fn index(self) -> usize {
         match self {
             GemvKernel::Lanes => 0,
             GemvKernel::Rows => 1,
-            GemvKernel::RowsPerCube(r) => 1 + r.max(1),
+            GemvKernel::Stream => 2,
+            GemvKernel::RowsPerCube(r) => 2 + r.clamp(1, STREAM_INDEX - 3),
+            GemvKernel::StreamPerCube(r) => STREAM_INDEX + r.max(1),
         }
     }
 
@@ -64,7 +87,9 @@ impl GemvKernel {
         match i {
             0 => GemvKernel::Lanes,
             1 => GemvKernel::Rows,
-            r => GemvKernel::RowsPerCube(r - 1),
+            2 => GemvKernel::Stream,
+            r if r < STREAM_INDEX => GemvKernel::RowsPerCube(r - 2),
+            r => GemvKernel::StreamPerCube(r - STREAM_INDEX),
         }
     }
 }

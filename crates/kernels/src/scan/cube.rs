@@ -28,10 +28,49 @@ pub fn fused_launches() -> usize {
     FUSED_LAUNCHES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Whether [`scan_fused`] runs for state size `n`: `n` a multiple of [`FUSED_GROUP`], at most
-/// `FUSED_GROUP · FUSED_MAX_UNITS` (32).
+/// Whether [`scan_fused`] runs for state size `n`: `n` a multiple of 4, at most [`FUSED_MAX_N`].
 pub fn fused_supported(n: usize) -> bool {
-    n > 0 && n % FUSED_GROUP == 0 && n / FUSED_GROUP <= FUSED_MAX_UNITS
+    n > 0 && n % 4 == 0 && n <= FUSED_MAX_N
+}
+
+/// Threads per cube of [`scan_fused`].
+const FUSED_THREADS: usize = 128;
+
+/// How [`scan_fused`] is launched: states per unit `g`, channels per cube, padded `y` row, tokens
+/// per block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FusedPlan {
+    pub g: usize,
+    pub cpc: usize,
+    pub row: usize,
+    pub tb: usize,
+}
+
+impl FusedPlan {
+    /// Shared memory of one cube, bytes: two stage buffers and two `y` buffers (see the kernel).
+    pub fn shared_bytes(&self, n: usize) -> usize {
+        let ng = n / self.g;
+        4 * (2 * (2 * self.tb * self.cpc + 2 * self.tb * n + self.tb) + 2 * self.tb * ng * self.row)
+    }
+}
+
+/// The plan for `N` states with `max_shared` bytes of shared memory per cube. Four states per unit:
+/// on the H200, two states per unit (twice the units) were slower at every shape timed, also at
+/// B = 1 where they double the resident warps (`experiments/scan-kernels/results.md` run 4).
+pub fn fused_plan(n: usize, max_shared: usize) -> FusedPlan {
+    let g = 4;
+    let ng = n / g;
+    let cpc = FUSED_THREADS / ng;
+    let lanes = 32 / ng;
+    let mut row = cpc;
+    while row % 32 != lanes % 32 {
+        row += 1;
+    }
+    let mut plan = FusedPlan { g, cpc, row, tb: FUSED_BLOCK };
+    while plan.tb > 1 && plan.shared_bytes(n) > max_shared {
+        plan.tb /= 2;
+    }
+    plan
 }
 
 fn empty(like: &CubeTensor, dims: Shape, dtype: DType) -> CubeTensor {
@@ -116,9 +155,13 @@ impl SelectiveScanBackend for CubeBackend {
             return out;
         }
         if chunk == 0 && fused_supported(n) {
-            let units = bsz * e * (n / FUSED_GROUP);
-            let dim = CubeDim::new_1d((FUSED_CHANNELS_PER_CUBE * n / FUSED_GROUP) as u32);
-            let count = calculate_cube_count_elemwise(&x.client, units, dim);
+            // 48 KiB: the most a CUDA kernel gets without opting in to more.
+            let max_shared = x.client.properties().hardware.max_shared_memory_size.min(48 * 1024);
+            let plan = fused_plan(n, max_shared);
+            let dim = CubeDim::new_1d((plan.cpc * n / plan.g) as u32);
+            let count = CubeCount::Static(e.div_ceil(plan.cpc) as u32, bsz as u32, 1);
+            // CUDA's `ex2.approx` (inline PTX) for the decay; other runtimes use `exp`.
+            let fast = matches!(x.device, cubecl::Device::Cuda(_));
             let ty = dtype_to_storage_type(x.dtype);
             let client = x.client.clone();
             // SAFETY: every index the kernel forms is clamped into its tensor (see `scan_fused`).
@@ -137,8 +180,11 @@ impl SelectiveScanBackend for CubeBackend {
                     h0.into_tensor_arg(),
                     out.clone().into_tensor_arg(),
                     n,
-                    FUSED_GROUP,
-                    FUSED_PREFETCH,
+                    plan.g,
+                    plan.cpc,
+                    plan.row,
+                    plan.tb,
+                    fast,
                     ty,
                 );
             }

@@ -452,125 +452,206 @@ pub fn conv_step<F: Float>(
     out[ABSOLUTE_POS] = F::cast_from(acc / (1.0 + f32::exp(-acc)));
 }
 
-/// Tokens whose inputs [`scan_fused`] requests before using them (one register block of
-/// [`FUSED_GROUP`]-state inputs while the previous block is computed).
-pub const FUSED_PREFETCH: usize = 8;
-/// States per unit in [`scan_fused`]: `N / FUSED_GROUP` units share a channel.
-pub const FUSED_GROUP: usize = 4;
-/// Channels per cube of [`scan_fused`]: a cube holds `FUSED_CHANNELS_PER_CUBE · N / FUSED_GROUP`
-/// units, so a channel's units never straddle two cubes.
+/// Tokens per block of [`scan_fused`]: a block's inputs are staged in shared memory (one cube-wide
+/// sync per block), and the next block is requested before the current one is computed.
+pub const FUSED_BLOCK: usize = 16;
+/// Channels per cube of [`scan_fused`]: a cube holds `FUSED_CHANNELS_PER_CUBE · N / g` units.
 pub const FUSED_CHANNELS_PER_CUBE: usize = 32;
-/// The most units a channel is split over in [`scan_fused`] (`N ≤ 32`).
-pub const FUSED_MAX_UNITS: usize = 8;
+/// The largest state size [`scan_fused`] takes (its shared memory grows with `N`).
+pub const FUSED_MAX_N: usize = 32;
+/// `log2(e)`: the fast path computes `exp(dt·A)` as `2^(dt·A·log2 e)`.
+pub const LOG2_E: f32 = std::f32::consts::LOG2_E;
 
-/// The inputs of tokens `t0..t0+p` (clamped to the last token) for one unit: `x, dt, 1 - reset`
-/// and its `g` entries of `B, C` per token.
+/// `exp(v)` for `v = arg / log2(e)` when `fast` (CUDA: one `ex2.approx.ftz` on the special-function
+/// unit, max relative error 2^-22, values below 2^-126 flushed to zero), `exp(arg)` otherwise.
+/// The caller scales `arg` accordingly.
+#[cube]
+fn decay(arg: f32, #[comptime] fast: bool) -> f32 {
+    if fast {
+        let out: f32;
+        gpu_asm!("ex2.approx.ftz.f32 {}, {};", out(_) out, in(_) arg, options(pure, nomem));
+        out
+    } else {
+        f32::exp(arg)
+    }
+}
+
+/// Requests block `t0..t0+T` of a cube's inputs into registers `r` (this thread's share):
+/// `x, dt` for the cube's `cpc` channels, `B, C` rows, and the reset term `-1e30·reset` (added to the
+/// decay's exponent, it makes the decay exactly 0). Tokens past the end read the last token.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn fused_load<F: Float>(
+fn fused_fetch<F: Float>(
     x: &Tensor<F>,
     dt: &Tensor<F>,
     reset: &Tensor<F>,
     bm: &Tensor<F>,
     cm: &Tensor<F>,
-    buf: &mut Array<f32>,
+    r: &mut Array<f32>,
     b: usize,
-    e: usize,
-    s: usize,
+    ch0: usize,
     t0: usize,
     #[comptime] n: usize,
-    #[comptime] g: usize,
-    #[comptime] p: usize,
+    #[comptime] cpc: usize,
+    #[comptime] threads: usize,
+    #[comptime] tb: usize,
 ) {
     let len = x.shape(1);
     let e_dim = x.shape(2);
-    let w = comptime!(3 + 2 * g);
+    let tid = UNIT_POS as usize;
+    let kx = comptime!((tb * cpc).div_ceil(threads));
+    let kb = comptime!((tb * n).div_ceil(threads));
     #[unroll]
-    for j in 0..p {
-        let t = select(t0 + j < len, t0 + j, len - 1);
-        let ix = (b * len + t) * e_dim + e;
-        buf[j * w] = f32::cast_from(x[ix]);
-        buf[j * w + 1] = f32::cast_from(dt[ix]);
-        buf[j * w + 2] = 1.0 - f32::cast_from(reset[b * len + t]);
-        let ib = (b * len + t) * n + s * g;
-        #[unroll]
-        for i in 0..g {
-            buf[j * w + 3 + i] = f32::cast_from(bm[ib + i]);
-            buf[j * w + 3 + g + i] = f32::cast_from(cm[ib + i]);
+    for k in 0..kx {
+        let i = tid + k * threads;
+        let t = select(t0 + i / cpc < len, t0 + i / cpc, len - 1);
+        let ch = select(ch0 + i % cpc < e_dim, ch0 + i % cpc, e_dim - 1);
+        let ix = (b * len + t) * e_dim + ch;
+        r[k] = f32::cast_from(x[ix]);
+        r[kx + k] = f32::cast_from(dt[ix]);
+    }
+    #[unroll]
+    for k in 0..kb {
+        let i = tid + k * threads;
+        let t = select(t0 + i / n < len, t0 + i / n, len - 1);
+        let ib = (b * len + t) * n + i % n;
+        r[2 * kx + k] = f32::cast_from(bm[ib]);
+        r[2 * kx + kb + k] = f32::cast_from(cm[ib]);
+    }
+    let t = select(t0 + tid < len, t0 + tid, len - 1);
+    r[2 * kx + 2 * kb] = -1.0e30f32 * f32::cast_from(reset[b * len + t]);
+}
+
+/// Writes the registers of [`fused_fetch`] into stage buffer `buf` (0 or 1) of `stage`, laid out
+/// `[2][x: T·cpc | dt: T·cpc | B: T·N | C: T·N | reset term: T]`.
+#[cube]
+fn fused_stage(
+    r: &Array<f32>,
+    stage: &mut Shared<[f32]>,
+    buf: usize,
+    #[comptime] n: usize,
+    #[comptime] cpc: usize,
+    #[comptime] threads: usize,
+    #[comptime] tb: usize,
+) {
+    let tid = UNIT_POS as usize;
+    let kx = comptime!((tb * cpc).div_ceil(threads));
+    let kb = comptime!((tb * n).div_ceil(threads));
+    let size = comptime!(2 * tb * cpc + 2 * tb * n + tb);
+    let base = buf * size;
+    #[unroll]
+    for k in 0..kx {
+        let i = tid + k * threads;
+        if i < tb * cpc {
+            stage[base + i] = r[k];
+            stage[base + tb * cpc + i] = r[kx + k];
         }
+    }
+    #[unroll]
+    for k in 0..kb {
+        let i = tid + k * threads;
+        if i < tb * n {
+            stage[base + 2 * tb * cpc + i] = r[2 * kx + k];
+            stage[base + 2 * tb * cpc + tb * n + i] = r[2 * kx + kb + k];
+        }
+    }
+    if tid < tb {
+        stage[base + 2 * tb * cpc + 2 * tb * n + tid] = r[2 * kx + 2 * kb];
     }
 }
 
-/// Advances one unit's `g` states over tokens `t0..t0+p` (those before `len`) from the inputs in
-/// `buf`, then the channel's `ng` units sum their parts of `y` through shared memory (`smem`, one
-/// padded row of `p + 1` per unit): unit `s` of a channel finishes tokens `s, s + ng, …` of the
-/// block and writes them into rows `t` of `out`.
+/// Sums the `ng` partial `y` of each (token, channel) of the block starting at `t0`, held in
+/// `ybuf[buf]` (`[T][ng][row]`, `row ≥ cpc` with `row ≡ 32 / ng (mod 32)`, so that a plane's
+/// writes, `ng` units of `32 / ng` channels, fall in distinct banks), and writes them to `out` (neighbouring threads, neighbouring channels).
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn fused_block<F: Float>(
-    h: &mut Array<f32>,
-    av: &Array<f32>,
-    buf: &Array<f32>,
-    smem: &mut Shared<[f32]>,
+fn fused_flush<F: Float>(
+    ybuf: &Shared<[f32]>,
     out: &mut Tensor<F>,
-    dv: f32,
+    buf: usize,
     b: usize,
-    e: usize,
-    s: usize,
+    ch0: usize,
     t0: usize,
     len: usize,
-    valid: bool,
     #[comptime] n: usize,
-    #[comptime] g: usize,
-    #[comptime] p: usize,
+    #[comptime] ng: usize,
+    #[comptime] cpc: usize,
+    #[comptime] row: usize,
+    #[comptime] threads: usize,
+    #[comptime] tb: usize,
 ) {
     let e_dim = out.shape(2);
-    let w = comptime!(3 + 2 * g);
-    let ng = comptime!(n / g);
-    let row = UNIT_POS as usize * (p + 1);
+    let tid = UNIT_POS as usize;
+    let base = buf * comptime!(tb * ng * row);
     #[unroll]
-    for j in 0..p {
-        if t0 + j < len {
-            let xv = buf[j * w];
-            let dtv = buf[j * w + 1];
-            let keep = buf[j * w + 2];
-            let u = dtv * xv;
-            // The first unit of the channel carries the skip term `D·x`.
-            let mut y = select(s == 0, dv * xv, 0.0f32);
-            #[unroll]
-            for i in 0..g {
-                let m = f32::exp(dtv * av[i]) * keep;
-                h[i] = m * h[i] + u * buf[j * w + 3 + i];
-                y += buf[j * w + 3 + g + i] * h[i];
-            }
-            smem[row + j] = y;
-        }
-    }
-    sync_cube();
-    let first = (UNIT_POS as usize - s) * (p + 1);
-    #[unroll]
-    for r in 0..comptime!(p.div_ceil(ng)) {
-        let j = s + r * ng;
-        let t = t0 + j;
-        if j < p && t < len {
+    for k in 0..comptime!((tb * cpc).div_ceil(threads)) {
+        let o = tid + k * threads;
+        let j = o / cpc;
+        let c = o % cpc;
+        if j < tb && t0 + j < len && ch0 + c < e_dim {
             let mut y = 0.0f32;
             #[unroll]
-            for q in 0..ng {
-                y += smem[first + q * (p + 1) + j];
+            for s in 0..ng {
+                y += ybuf[base + (j * ng + s) * row + c];
             }
-            if valid {
-                out[(b * (len + n) + t) * e_dim + e] = F::cast_from(y);
-            }
+            out[(b * (len + n) + t0 + j) * e_dim + ch0 + c] = F::cast_from(y);
         }
     }
-    sync_cube();
 }
 
-/// Single-pass forward. Units over `(b, e, s)`, `s` one of the `N / g` groups of `g` states (`s`
-/// fastest, so a channel's units sit in one cube of `32 · N / g` units): each unit
-/// walks the whole sequence with its states in registers, double-buffering `p` tokens of inputs
-/// (the next block is requested before the current one is computed). Reads `x, dt, B, C` once and
-/// writes `y` and the final state into the packed `out [B, L + N, E]`: no chunk states, no rerun.
+/// Advances one unit's `g` states over the block at `t0` from stage buffer `cur`, and writes its
+/// part of each token's `y` into `ybuf[cur]`. `check`: tokens past `len` are skipped (last block).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn fused_tokens(
+    stage: &Shared<[f32]>,
+    ybuf: &mut Shared<[f32]>,
+    h: &mut Array<f32>,
+    av: &Array<f32>,
+    dv: f32,
+    cur: usize,
+    s: usize,
+    c: usize,
+    t0: usize,
+    len: usize,
+    #[comptime] n: usize,
+    #[comptime] g: usize,
+    #[comptime] cpc: usize,
+    #[comptime] row: usize,
+    #[comptime] tb: usize,
+    #[comptime] fast: bool,
+    #[comptime] check: bool,
+) {
+    let ng = comptime!(n / g);
+    let size = comptime!(2 * tb * cpc + 2 * tb * n + tb);
+    let sb = cur * size;
+    let yb = cur * comptime!(tb * ng * row);
+    #[unroll]
+    for j in 0..tb {
+        if !check || t0 + j < len {
+            let xv = stage[sb + j * cpc + c];
+            let dtv = stage[sb + tb * cpc + j * cpc + c];
+            let rb = stage[sb + 2 * tb * cpc + 2 * tb * n + j];
+            let u = dtv * xv;
+            let mut y = dv * xv;
+            #[unroll]
+            for i in 0..g {
+                let m = decay(dtv * av[i] + rb, fast);
+                h[i] = m * h[i] + u * stage[sb + 2 * tb * cpc + j * n + s * g + i];
+                y += stage[sb + 2 * tb * cpc + tb * n + j * n + s * g + i] * h[i];
+            }
+            ybuf[yb + (j * ng + s) * row + c] = y;
+        }
+    }
+}
+
+/// Single-pass forward. Cube `(channel block, b)`: `cpc` channels of batch `b`, each split over
+/// `ng = N / g` units of `g` states (`s` fastest). Every unit walks the whole sequence with its
+/// states in registers; the cube stages each block of [`FUSED_BLOCK`] tokens of `x, dt, B, C,
+/// reset` in shared memory (requested one block ahead, one sync per block), and each unit's part of
+/// `y` goes through shared memory to be summed over the channel's units one block later. Reads
+/// `x, dt, B, C` once and writes `y` and the final state into the packed `out [B, L + N, E]`.
+/// `fast`: CUDA's `ex2.approx` for the decay (see [`decay`]).
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn scan_fused<F: Float>(
@@ -585,44 +666,73 @@ pub fn scan_fused<F: Float>(
     out: &mut Tensor<F>,
     #[comptime] n: usize,
     #[comptime] g: usize,
-    #[comptime] p: usize,
+    #[comptime] cpc: usize,
+    #[comptime] row: usize,
+    #[comptime] tb: usize,
+    #[comptime] fast: bool,
     #[define(F)] _dtype: ElemType,
 ) {
-    let bsz = x.shape(0);
     let len = x.shape(1);
     let e_dim = x.shape(2);
     let ng = comptime!(n / g);
-    let units = bsz * e_dim * ng;
-    // Units past the end run on the last unit's data (clamped) and write nothing: every unit of a
-    // cube reaches each `sync_cube`.
-    let valid = ABSOLUTE_POS < units;
-    let q = select(valid, ABSOLUTE_POS, units - 1);
-    // The cube size is a multiple of `ng`, so `s` is also this unit's place in its channel's run of
-    // units within the cube (the shared-memory sum relies on it, for clamped units too).
-    let s = ABSOLUTE_POS % ng;
-    let be = q / ng;
-    let e = be % e_dim;
-    let b = be / e_dim;
+    let threads = comptime!(cpc * ng);
+    let tid = UNIT_POS as usize;
+    let s = tid % ng;
+    let ch0 = CUBE_POS_X as usize * cpc;
+    let b = CUBE_POS_Y as usize;
+    let c = tid / ng;
+    // Units past the last channel compute on its data (every unit reaches each sync) and write
+    // nothing.
+    let valid = ch0 + c < e_dim;
+    let e = select(valid, ch0 + c, e_dim - 1);
     let mut h = Array::<f32>::new(g);
     let mut av = Array::<f32>::new(g);
     #[unroll]
     for i in 0..g {
         h[i] = f32::cast_from(h0[(b * e_dim + e) * n + s * g + i]);
-        av[i] = f32::cast_from(a[e * n + s * g + i]);
+        let v = f32::cast_from(a[e * n + s * g + i]);
+        if fast {
+            av[i] = v * LOG2_E;
+        } else {
+            av[i] = v;
+        }
     }
-    let dv = f32::cast_from(d[e]);
-    let w = comptime!(3 + 2 * g);
-    let mut buf0 = Array::<f32>::new(p * w);
-    let mut buf1 = Array::<f32>::new(p * w);
-    let mut smem = Shared::<[f32]>::new_slice(comptime!(FUSED_CHANNELS_PER_CUBE * ng * (p + 1)));
-    fused_load::<F>(x, dt, reset, bm, cm, &mut buf0, b, e, s, 0, n, g, p);
-    let mut t0 = 0;
-    while t0 < len {
-        fused_load::<F>(x, dt, reset, bm, cm, &mut buf1, b, e, s, t0 + p, n, g, p);
-        fused_block::<F>(&mut h, &av, &buf0, &mut smem, out, dv, b, e, s, t0, len, valid, n, g, p);
-        fused_load::<F>(x, dt, reset, bm, cm, &mut buf0, b, e, s, t0 + 2 * p, n, g, p);
-        fused_block::<F>(&mut h, &av, &buf1, &mut smem, out, dv, b, e, s, t0 + p, len, valid, n, g, p);
-        t0 += 2 * p;
+    let dv = select(s == 0, f32::cast_from(d[e]), 0.0f32);
+    let kx = comptime!((tb * cpc).div_ceil(threads));
+    let kb = comptime!((tb * n).div_ceil(threads));
+    let size = comptime!(2 * tb * cpc + 2 * tb * n + tb);
+    let ysize = comptime!(tb * ng * row);
+    let mut stage = Shared::<[f32]>::new_slice(comptime!(2 * size));
+    let mut ybuf = Shared::<[f32]>::new_slice(comptime!(2 * ysize));
+    let mut r = Array::<f32>::new(comptime!(2 * kx + 2 * kb + 1));
+    fused_fetch::<F>(x, dt, reset, bm, cm, &mut r, b, ch0, 0, n, cpc, threads, tb);
+    fused_stage(&r, &mut stage, 0, n, cpc, threads, tb);
+    sync_cube();
+    let blocks = (len + tb - 1) / tb;
+    for blk in 0..blocks {
+        let cur = blk % 2;
+        let t0 = blk * tb;
+        if blk + 1 < blocks {
+            fused_fetch::<F>(x, dt, reset, bm, cm, &mut r, b, ch0, t0 + tb, n, cpc, threads, tb);
+        }
+        if blk > 0 {
+            fused_flush::<F>(&ybuf, out, 1 - cur, b, ch0, t0 - tb, len, n, ng, cpc, row, threads, tb);
+        }
+        // Full blocks run without a bound check per token, so the compiler can schedule the
+        // block's loads and decays ahead of the recurrence; only the last block checks.
+        if t0 + tb <= len {
+            fused_tokens(&stage, &mut ybuf, &mut h, &av, dv, cur, s, c, t0, len, n, g, cpc, row, tb, fast, false);
+        } else {
+            fused_tokens(&stage, &mut ybuf, &mut h, &av, dv, cur, s, c, t0, len, n, g, cpc, row, tb, fast, true);
+        }
+        if blk + 1 < blocks {
+            fused_stage(&r, &mut stage, 1 - cur, n, cpc, threads, tb);
+        }
+        sync_cube();
+    }
+    if blocks > 0 {
+        let last = blocks - 1;
+        fused_flush::<F>(&ybuf, out, last % 2, b, ch0, last * tb, len, n, ng, cpc, row, threads, tb);
     }
     if valid {
         #[unroll]
