@@ -71,7 +71,10 @@ fn forward_equals_reference_on_random_shapes() {
         let (yr, hr) = (to_vec(yr), to_vec(hr));
         let (gi, gh) = to_dev(&input, &h0, &gpu());
         let fused_before = bit_axon_kernels::scan::fused_launches();
-        for chunk in [None, Some(1), Some(7), Some(64)] {
+        // The wide case only with long chunks: chunk 1 there needs a 147 MB chunk-state buffer,
+        // above lavapipe's largest buffer.
+        let chunks: &[Option<usize>] = if e > 4096 { &[None, Some(64)] } else { &[None, Some(1), Some(7), Some(64)] };
+        for &chunk in chunks {
             let (y, h) = kernel(gi.clone(), gh.clone(), chunk);
             let what = format!("B{b} L{l} E{e} N{n} dt≤{dt_max} reset p={p} chunk {chunk:?}");
             assert_close(&format!("{what} y"), &to_vec(y), &yr, 1e-4);
