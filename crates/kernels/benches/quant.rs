@@ -3,8 +3,9 @@
 //! copy bandwidth and the speed-up over a dense f16 matmul of the same shape, all measured in the
 //! same run. Also the plain-tensor path (dequantize then f32 matmul) and, for the GEMM, the
 //! transposed product (QLoRA's input gradient). Each shape is checked against the plain path.
-//! Every GEMV kernel ([`GemvKernel`]: `Lanes`, `Rows` (and at 2, 4, 8 outputs per cube), `Stream`
-//! (and at 1, 2, 4, 8, 16 outputs per cube)) is timed, each in its own table row.
+//! Every GEMV kernel ([`GemvKernel`]: `Lanes`, `Rows` (and at 4 outputs per cube), `Stream` (and,
+//! for NF4, `StreamWith` at 4, 8, 16 rows per chunk × 1, 2, 4, 8 chunks per cube)) is timed, each
+//! in its own table row.
 //!
 //! ```sh
 //! CUDARC_CUDA_VERSION=13000 cargo bench -p bit-axon-kernels --features cuda --bench quant
@@ -16,7 +17,10 @@
 //! "2560x7680,2560x15360,7680x2560,2560x4096,4096x2560"; 2560x15360 is the gate and up projections
 //! side by side, "2560×7680×2"), `QBENCH_TOKENS` (2048), `QBENCH_GS` (64), `QBENCH_ITERS` (GEMV
 //! 500 calls for the wall time, GEMM 25 calls), `QBENCH_DEV_ITERS` (200 GEMV calls for the device
-//! time), `QBENCH_BLOCKER` (4096: side of the blocker's f32 matmul), `QBENCH_COPY_LOG2` (30).
+//! time), `QBENCH_BLOCKER` (4096: side of the blocker's f32 matmul), `QBENCH_COPY_LOG2` (30),
+//! `QBENCH_ROTATE_MB` (256: the 4-bit GEMV calls cycle through copies of the weight adding up to at
+//! least this much, so each call reads its weight from DRAM, not from the L2 the last call filled;
+//! 1: one copy, as in runs 1-9).
 //!
 //! Three figures per call:
 //! - **wall**: `iters` calls launched back to back, their outputs kept, then one device sync; the
@@ -98,21 +102,20 @@ fn time_probe(dev: &Device, iters: usize, mut f: impl FnMut() -> Tensor<2>) -> f
     start.elapsed().as_secs_f64() / iters as f64
 }
 
-/// The GEMV kernels timed per shape (`Rows` picks its outputs per cube itself; the fixed counts
-/// show what the choice is worth).
-const KERNELS: [GemvKernel; 11] = [
-    GemvKernel::Lanes,
-    GemvKernel::Rows,
-    GemvKernel::RowsPerCube(2),
-    GemvKernel::RowsPerCube(4),
-    GemvKernel::RowsPerCube(8),
-    GemvKernel::Stream,
-    GemvKernel::StreamPerCube(1),
-    GemvKernel::StreamPerCube(2),
-    GemvKernel::StreamPerCube(4),
-    GemvKernel::StreamPerCube(8),
-    GemvKernel::StreamPerCube(16),
-];
+/// The GEMV kernels timed per shape (`Rows` and `Stream` pick their parameters themselves; the
+/// fixed ones show what the choice is worth; the fixed `StreamWith` sweep runs on NF4 only).
+const KERNELS: [GemvKernel; 4] = [GemvKernel::Lanes, GemvKernel::Rows, GemvKernel::RowsPerCube(4), GemvKernel::Stream];
+
+/// `StreamWith` rows per chunk × chunks per cube swept per NF4 shape.
+fn stream_sweep() -> Vec<GemvKernel> {
+    let mut v = Vec::new();
+    for rows in [4, 8, 16] {
+        for chunks in [1, 2, 4, 8] {
+            v.push(GemvKernel::StreamWith { rows, chunks });
+        }
+    }
+    v
+}
 
 fn flush() -> ProfileOptions {
     ProfileOptions::default().flush()
@@ -277,8 +280,9 @@ fn main() {
     let gemv_iters = env_one("QBENCH_ITERS", 500);
     let dev_iters = env_one("QBENCH_DEV_ITERS", 200);
     let gemm_iters = (gemv_iters / 20).max(3);
+    let rotate_mb = env_one("QBENCH_ROTATE_MB", 256) as f64;
     println!(
-        "device: {dev:?}; group size {gs}; GEMM tokens {tokens}; iters GEMV {gemv_iters} (wall), {dev_iters} (device), GEMM {gemm_iters}"
+        "device: {dev:?}; group size {gs}; GEMM tokens {tokens}; iters GEMV {gemv_iters} (wall), {dev_iters} (device), GEMM {gemm_iters}; GEMV weights cycled through copies of ≥ {rotate_mb} MB in all (QBENCH_ROTATE_MB; H200 L2: 50 MB)"
     );
 
     let k = env_one("QBENCH_COPY_LOG2", 30);
@@ -344,7 +348,11 @@ fn main() {
     };
     // One GEMV row: `kernel` on `c`, timed both ways and checked against the plain path.
     let gemv_row = |c: &Case, kernel: GemvKernel| {
-        let t = measure(&dev, gemv_iters, dev_iters, &blocker, || quant_linear_with(c.x.clone(), &c.w, kernel));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let t = measure(&dev, gemv_iters, dev_iters, &blocker, || {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % c.copies.len();
+            quant_linear_with(c.x.clone(), &c.copies[i], kernel)
+        });
         let err = max_rel_err(quant_linear_with(c.x.clone(), &c.w, kernel), c.layer.forward_plain(c.x.clone()));
         println!(
             "| {} | {} | {:?} | {kernel:?} | {:.2} | {:.2} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {:.1} | {err:.1e} |",
@@ -392,7 +400,13 @@ fn main() {
             let t_plain = time(&dev, gemv_iters.min(20), || layer.forward_plain(x.clone()));
             let groups = (d_out * d_in / gs) as f64 * if layer.biases.is_some() { 8.0 } else { 4.0 };
             let bytes = (d_out * d_in) as f64 / 2.0 + groups + 4.0 * (d_in + d_out) as f64;
-            let case = Case { d_in, d_out, format, layer, w, x, bytes, t_plain, dense };
+            // Copies of the weight, cycled through call by call, so that the calls read DRAM rather
+            // than the last call's weight in L2 (as a model's layers do).
+            let n_copies = ((rotate_mb * 1e6) / bytes).ceil().max(1.0) as usize;
+            let copies = (0..n_copies)
+                .map(|i| if i == 0 { w.clone() } else { quant_weight(&QuantLinear::from_matrix(&m, &dev), gs) })
+                .collect();
+            let case = Case { d_in, d_out, format, layer, w, x, bytes, t_plain, dense, copies };
             gemv_row(&case, GemvKernel::Lanes);
             if format == QuantFormat::Nf4 {
                 // GEMM at `tokens` rows (NF4 only), measured after the GEMV row.
@@ -463,7 +477,8 @@ fn main() {
     println!("GEMV, batch 1, the other kernels (same columns):");
     header();
     for c in &cases {
-        for kernel in KERNELS.into_iter().filter(|&k| k != GemvKernel::Lanes) {
+        let sweep = if c.format == QuantFormat::Nf4 { stream_sweep() } else { Vec::new() };
+        for kernel in KERNELS.into_iter().filter(|&k| k != GemvKernel::Lanes).chain(sweep) {
             guarded(format!("{} | {} | {:?} | {kernel:?}", c.d_in, c.d_out, c.format), &|| gemv_row(c, kernel));
         }
     }
@@ -479,6 +494,8 @@ struct Case {
     x: Tensor<2>,
     /// Bytes a call must move (see the header).
     bytes: f64,
+    /// The weights the GEMV calls cycle through (`QBENCH_ROTATE_MB`).
+    copies: Vec<QuantWeight>,
     t_plain: f64,
     dense: Timing,
 }

@@ -211,7 +211,7 @@ fn main() {
                 let fg = fwd_bytes / fdev.unwrap_or(wall) / 1e9;
                 println!(
                     "| {b} | {l} | {} | {} | {:.3} | {} | {fg:.0} | {:.0}% | {chunk3} | {:.3} | {:.0}% | {:.3} | {bg:.0} | {:.0}% |",
-                    plan.g,
+                    bit_axon_kernels::scan::kernels::FUSED_STATES_PER_UNIT,
                     plan.tb,
                     wall * 1e3,
                     ms(fdev),

@@ -89,7 +89,7 @@ fn forward_matches_plain_path() {
                 // only: each shape is a JIT compile.
                 let keep = |g: &GemvKernel| match g {
                     GemvKernel::RowsPerCube(_) => rows == 1 || rows == 3,
-                    GemvKernel::StreamPerCube(_) => rows <= 2,
+                    GemvKernel::StreamWith { .. } => rows <= 2,
                     _ => true,
                 };
                 for gemv in GemvKernel::ALL.into_iter().filter(keep) {
@@ -99,8 +99,11 @@ fn forward_matches_plain_path() {
             }
         }
     }
-    // Stream needs a fixed plane size; otherwise it ran as `Rows` (compared above all the same).
-    eprintln!("quant_gemv_stream launches: {}", bit_axon_kernels::quant::stream_launches() - stream_before);
+    // `Stream` needs a fixed plane size (else it ran as `Rows`, compared above all the same);
+    // `StreamWith` always runs the streaming kernel.
+    let launches = bit_axon_kernels::quant::stream_launches() - stream_before;
+    eprintln!("quant_gemv_stream launches: {launches}");
+    assert!(launches > 0, "the streaming GEMV never ran");
 }
 
 /// `t [r, c]` as a view into a wider `[r, c + pad]` buffer: rows contiguous, row stride above the
@@ -126,13 +129,16 @@ fn weights_with_padded_rows_match_plain_path() {
         let m = matrix(c.format, c.n, c.k, c.gs, 40 + ci as u64);
         let (lg, lc) = (QuantLinear::from_matrix(&m, &gpu), QuantLinear::from_matrix(&m, &cpu));
         let mut w = weight(&lg);
-        w.packed = padded_int(w.packed, 3);
+        // A row stride of 15 words (12 + 3: scalar loads only), then 324 (320 + 4: 128-bit loads).
+        w.packed = padded_int(w.packed, 3 + ci);
         w.scales = padded(w.scales, 1);
         w.biases = w.biases.map(|b| padded(b, 2));
         for rows in [1usize, 3, 9] {
             let x = Tensor::<2>::random([rows, c.k], Distribution::Uniform(-1.0, 1.0), &cpu);
             let want = to_vec(QuantizedWeight::forward(&lc, x.clone()));
-            for gemv in [GemvKernel::Lanes, GemvKernel::Rows, GemvKernel::Stream] {
+            for gemv in
+                [GemvKernel::Lanes, GemvKernel::Rows, GemvKernel::Stream, GemvKernel::StreamWith { rows: 2, chunks: 2 }]
+            {
                 let got = to_vec(quant_linear_with(x.clone().to_device(&gpu), &w, gemv));
                 let what = format!("padded rows {:?} out={} in={} rows={rows} {gemv:?}", c.format, c.n, c.k);
                 assert_close(&what, &got, &want, 1e-5);

@@ -37,6 +37,26 @@ fn rows_per_cube(max: usize, n: usize, sms: usize) -> usize {
     r
 }
 
+/// Rows per chunk and cubes of [`quant_gemv_stream`] for `n` outputs and `m` input rows:
+/// `rpc` (0: the most that keeps [`STREAM_WORDS`] words per thread per chunk; at most
+/// [`STREAM_ACC`] sums and `max_rpc`, what shared memory holds), and `cps` cubes per SM (0: [`STREAM_CUBES_PER_SM`]), each streaming
+/// an equal share of the chunks.
+fn stream_grid(
+    n: usize,
+    m: usize,
+    split: StreamSplit,
+    rpc: usize,
+    per: usize,
+    sms: usize,
+    max_rpc: usize,
+) -> (usize, usize) {
+    let cap = (STREAM_ACC / m.max(1)).clamp(1, max_rpc.max(1));
+    let rpc = if rpc == 0 { STREAM_WORDS / (split.vpt * split.vw) } else { rpc }.clamp(1, cap);
+    let chunks = n.div_ceil(rpc);
+    let per = if per == 0 { chunks.div_ceil(STREAM_CUBES_PER_SM * sms.max(1)) } else { per }.max(1);
+    (rpc, chunks.div_ceil(per))
+}
+
 struct Weight {
     packed: CubeTensor,
     scales: CubeTensor,
@@ -116,34 +136,39 @@ impl QuantMatmulBackend for CubeBackend {
         let max_shared = x.client.properties().hardware.max_shared_memory_size.min(GEMV2_MAX_SHARED);
         let sms = x.client.properties().hardware.num_streaming_multiprocessors.unwrap_or(64) as usize;
         let kernel = GemvKernel::from_index(gemv);
-        if let GemvKernel::Stream | GemvKernel::StreamPerCube(_) = kernel
-            && let Some(plane) = fixed_plane(&x.client)
+        // `Stream` needs plane operations of a fixed size (else `Rows` runs); `StreamWith` runs on
+        // any device, summing through shared memory alone where planes do not fit.
+        let plane = fixed_plane(&x.client);
+        if let Some((rpc, per)) = kernel.stream()
             && m <= STREAM_MAX_ROWS
+            && (plane.is_some() || kernel != GemvKernel::Stream)
         {
-            let (threads, wpt) = stream_split(k / 8, plane);
-            let max_rpc = (STREAM_ACC / m).max(1);
-            let rpc = match kernel {
-                GemvKernel::StreamPerCube(r) => r.clamp(1, max_rpc),
-                // Each row of a cube reuses its `x` registers.
-                _ => rows_per_cube(max_rpc, n, sms),
-            };
-            if threads % plane == 0 {
+            let split = stream_split(k / 8, m, group_size, plane.unwrap_or(1), w.packed.meta.strides()[0]);
+            let planes = plane.map_or(split.threads, |p| split.threads / p);
+            // Two buffers of `rpc · m · planes` partial sums.
+            let max_rpc = (max_shared.saturating_sub(64) / (8 * m * planes)).max(1);
+            let fits = plane.is_none_or(|p| split.threads % p == 0) && 8 * m * planes + 64 <= max_shared;
+            if fits {
+                let (rpc, cubes) = stream_grid(n, m, split, rpc, per, sms, max_rpc);
                 quant_gemv_stream::launch(
                     &x.client,
-                    CubeCount::Static(n.div_ceil(rpc) as u32, 1, 1),
-                    CubeDim::new_1d(threads as u32),
+                    CubeCount::Static(cubes as u32, 1, 1),
+                    CubeDim::new_1d(split.threads as u32),
+                    split.vw,
                     x.clone().into_tensor_arg(),
-                    w.packed.into_tensor_arg(),
-                    w.scales.into_tensor_arg(),
-                    w.biases.into_tensor_arg(),
-                    w.lut.into_tensor_arg(),
+                    w.packed.clone().into_tensor_arg(),
+                    w.scales.clone().into_tensor_arg(),
+                    w.biases.clone().into_tensor_arg(),
+                    w.lut.clone().into_tensor_arg(),
                     out.clone().into_tensor_arg(),
                     m,
                     k,
                     rpc,
-                    wpt,
-                    threads,
-                    threads / plane,
+                    split.vw,
+                    split.vpt,
+                    split.threads,
+                    planes,
+                    plane.is_some(),
                     group_size,
                     has_bias,
                     dtypes,
@@ -156,7 +181,7 @@ impl QuantMatmulBackend for CubeBackend {
             GemvKernel::Lanes => None,
             // `Rows`, and `Stream`'s fallback (plane size not fixed, or `M` above
             // `STREAM_MAX_ROWS`).
-            GemvKernel::Rows | GemvKernel::Stream | GemvKernel::StreamPerCube(_) => {
+            GemvKernel::Rows | GemvKernel::Stream | GemvKernel::StreamWith { .. } => {
                 Some(rows_per_cube(gemv2_max_rows_per_cube(m), n, sms))
             }
             GemvKernel::RowsPerCube(r) => Some(r.clamp(1, gemv2_max_rows_per_cube(m))),

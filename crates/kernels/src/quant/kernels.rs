@@ -45,7 +45,6 @@ fn gemv_word<F: Float>(
     n: usize,
     w: usize,
     k_dim: usize,
-    _groups: usize,
     #[comptime] rows: usize,
     #[comptime] gs: usize,
     #[comptime] has_bias: bool,
@@ -99,7 +98,6 @@ pub fn quant_gemv<F: Float, I: Int>(
     let k_dim = x.shape(1);
     let n_dim = out.shape(1);
     let words = k_dim / 8;
-    let groups = k_dim / gs;
     let lane = UNIT_POS_X as usize;
     let row = UNIT_POS_Y as usize;
     let n = CUBE_POS_X as usize * GEMV_ROWS_PER_CUBE + row;
@@ -135,7 +133,6 @@ pub fn quant_gemv<F: Float, I: Int>(
                     n,
                     w + u * GEMV_LANES,
                     k_dim,
-                    groups,
                     rows,
                     gs,
                     has_bias,
@@ -145,7 +142,7 @@ pub fn quant_gemv<F: Float, I: Int>(
         }
         while w < words {
             let word = u32::cast_from(packed[n * packed.stride(0) + w]);
-            gemv_word::<F>(x, scales, biases, &table, &mut acc, word, n, w, k_dim, groups, rows, gs, has_bias);
+            gemv_word::<F>(x, scales, biases, &table, &mut acc, word, n, w, k_dim, rows, gs, has_bias);
             w += GEMV_LANES;
         }
     }
@@ -337,45 +334,96 @@ pub fn quant_gemv_rows<F: Float, I: Int>(
     }
 }
 
-/// Most input rows `M` the streaming GEMV [`quant_gemv_stream`] takes (its `x` lives in registers:
-/// `8·M` per word a thread owns).
-pub const STREAM_MAX_ROWS: usize = 2;
-/// Most products `rows_per_cube · M` each thread of [`quant_gemv_stream`] accumulates.
-pub const STREAM_ACC: usize = 16;
-
-/// Threads and words per thread of [`quant_gemv_stream`] for a row of `words` 32-bit words and
-/// planes of `plane` lanes: the fewest words per thread, at least `⌈words / 256⌉`, that split the
-/// row exactly into whole planes; else 128 threads with the last words bounds-checked.
-pub fn stream_split(words: usize, plane: usize) -> (usize, usize) {
-    let plane = plane.max(1);
-    let mut wpt = words.div_ceil(256).max(1);
-    while wpt <= words {
-        let threads = words / wpt;
-        if words % wpt == 0 && threads % plane == 0 && threads <= 1024 {
-            return (threads, wpt);
-        }
-        if threads < plane {
-            break;
-        }
-        wpt += 1;
+/// The table values of the 8 codes of `word`, into `vals`. The codes of even and of odd positions are first
+/// masked into the bytes of two words, four times the code in each byte (two instructions for
+/// eight codes), so that each table address is one byte of them: a shift and a mask per code
+/// (the compiler folds the index's `·4` into the mask), where `(word >> 4j) & 15` then `·4`
+/// took three.
+#[cube]
+fn decode_word(table: &Shared<[f32]>, word: u32, vals: &mut Array<f32>) {
+    let even = (word << 2) & 0x3C3C_3C3Cu32;
+    let odd = (word >> 2) & 0x3C3C_3C3Cu32;
+    #[unroll]
+    for b in 0..4u32 {
+        vals[(2 * b) as usize] = table[(((even >> (8 * b)) & 0xFF) >> 2) as usize];
+        vals[(2 * b + 1) as usize] = table[(((odd >> (8 * b)) & 0xFF) >> 2) as usize];
     }
-    let threads = 128usize.max(plane);
-    (threads, words.div_ceil(threads))
+}
+
+/// Most input rows `M` the streaming GEMV [`quant_gemv_stream`] takes (its `x` lives in registers:
+/// `8·V·vpt·M` values per thread).
+pub const STREAM_MAX_ROWS: usize = 2;
+/// Most products `rpc · M` each thread of [`quant_gemv_stream`] accumulates.
+pub const STREAM_ACC: usize = 16;
+/// Most `x` values a thread of [`quant_gemv_stream`] keeps in registers.
+pub const STREAM_X_REGS: usize = 96;
+/// Most weight words per row chunk each thread of [`quant_gemv_stream`] holds (twice that with the
+/// next chunk in flight).
+pub const STREAM_WORDS: usize = 16;
+/// Cubes per SM [`quant_gemv_stream`] is launched with by default (all resident at once: about
+/// 100 registers per thread at 160 threads; each cube then streams an equal share of the chunks,
+/// the first chunk's latency exposed once per cube, the others hidden behind the previous chunk's
+/// arithmetic).
+pub const STREAM_CUBES_PER_SM: usize = 4;
+
+/// How [`quant_gemv_stream`] splits a row of `words` 32-bit words: each of `threads` threads owns
+/// `vpt` vectors of `vw` consecutive words (one load each) of every row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamSplit {
+    pub vw: usize,
+    pub threads: usize,
+    pub vpt: usize,
+}
+
+/// The split of [`quant_gemv_stream`] for rows of `words` words, `m` input rows, group size `gs`,
+/// planes of `plane` lanes, when the weight's row stride is `row_stride` words. The widest vector
+/// `vw ∈ {4, 2, 1}` that divides the row and its stride and keeps one scale group per vector
+/// (`8·vw | gs`), with the fewest vectors per thread whose `x` fits [`STREAM_X_REGS`] and whose
+/// threads (at most 256) fill whole planes; else 128 threads (or more, for `x` to fit) with the last
+/// vectors bounds-checked.
+pub fn stream_split(words: usize, m: usize, gs: usize, plane: usize, row_stride: usize) -> StreamSplit {
+    let plane = plane.max(1);
+    let m = m.max(1);
+    let widths = [4usize, 2, 1];
+    let fits = |vw: usize| words % vw == 0 && row_stride % vw == 0 && gs % (8 * vw) == 0;
+    for vw in widths.into_iter().filter(|&v| fits(v)) {
+        let vecs = words / vw;
+        let mut vpt = 1;
+        while 8 * vw * vpt * m <= STREAM_X_REGS && vpt <= vecs {
+            let threads = vecs / vpt;
+            if vecs % vpt == 0 && threads % plane == 0 && threads <= 256 {
+                return StreamSplit { vw, threads, vpt };
+            }
+            vpt += 1;
+        }
+    }
+    let vw = widths.into_iter().find(|&v| fits(v)).unwrap_or(1);
+    let vecs = words / vw;
+    let mut threads = 128usize.max(plane).div_ceil(plane) * plane;
+    while threads < 1024 && 8 * vw * vecs.div_ceil(threads) * m > STREAM_X_REGS {
+        threads += plane;
+    }
+    StreamSplit { vw, threads, vpt: vecs.div_ceil(threads).max(1) }
 }
 
 /// Streaming GEMV for decoding: `y [M, N] = x [M, K]·Wᵀ`, `M = rows ≤ STREAM_MAX_ROWS`, `K = k_dim`
-/// comptime. A cube of `threads` spans a whole row of `W`: thread `t` owns words
-/// `w = t + threads·j` (`j < wpt`) of every row, keeps the `8·wpt·M` values of `x` they multiply in
-/// registers (loaded once), then streams the words of its cube's `rpc` consecutive rows, all
-/// requested before any is decoded (`rpc·wpt` loads in flight per thread, neighbouring threads on
-/// neighbouring words). Each code is one shared-memory table read and one FMA. Sums end with a
-/// plane sum and one cube-wide sync across the `threads / PLANE_DIM` planes (`planes`, comptime:
-/// the launcher checks the plane size is fixed and divides `threads`).
+/// comptime, `packed` read as vectors of `vw` words (`N`, one 64- or 128-bit load each).
+/// A cube of `threads` spans a whole row of `W`: thread `t` owns vectors `v = t + threads·j`
+/// (`j < vpt`) of every row and keeps the `8·vw·vpt·M` values of `x` they multiply in registers
+/// (loaded once). The cube then streams `chunks` chunks of `rpc` consecutive rows (chunks
+/// `CUBE_POS, CUBE_POS + CUBE_COUNT, …`), software-pipelined: the words and scales of the next
+/// chunk are requested before the current chunk is decoded, so the loads of one chunk overlap the
+/// arithmetic of the previous one. Each code is one shared-memory table read and one FMA. A chunk
+/// ends with a plane sum per output and one cube-wide sync across the `planes` planes (the
+/// launcher checks the plane size is fixed and divides `threads`); the plane partials alternate
+/// between two buffers, so that one sync per chunk suffices. Without `plane_ops` (devices whose
+/// plane size is not fixed, e.g. lavapipe) every thread is its own "plane" (`planes = threads`)
+/// and the sums go through shared memory alone.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
-pub fn quant_gemv_stream<F: Float, I: Int>(
+pub fn quant_gemv_stream<F: Float, I: Int, N: Size>(
     x: &Tensor<F>,
-    packed: &Tensor<I>,
+    packed: &Tensor<Vector<I, N>>,
     scales: &Tensor<f32>,
     biases: &Tensor<f32>,
     lut: &Tensor<f32>,
@@ -383,120 +431,186 @@ pub fn quant_gemv_stream<F: Float, I: Int>(
     #[comptime] rows: usize,
     #[comptime] k_dim: usize,
     #[comptime] rpc: usize,
-    #[comptime] wpt: usize,
+    #[comptime] vw: usize,
+    #[comptime] vpt: usize,
     #[comptime] threads: usize,
     #[comptime] planes: usize,
+    #[comptime] plane_ops: bool,
     #[comptime] gs: usize,
     #[comptime] has_bias: bool,
     #[define(F, I)] _dtypes: [ElemType; 2],
 ) {
     let n_dim = out.shape(1);
-    let words = comptime!(k_dim / 8);
-    let exact = comptime!(words == threads * wpt);
+    let vecs = comptime!(k_dim / 8 / vw);
+    let exact = comptime!(vecs == threads * vpt);
+    let slots = comptime!(rpc * vpt);
     let tid = UNIT_POS as usize;
-    let n0 = CUBE_POS_X as usize * rpc;
+    let nchunks = (n_dim + rpc - 1) / rpc;
+    let pstride = packed.stride(0) / vw;
+    let sstride = scales.stride(0);
+    let bstride = biases.stride(0);
     let mut table = Shared::<[f32]>::new_slice(16usize);
-    if tid < 16 {
-        table[tid] = lut[tid];
+    // A cube may have fewer than 16 threads (shared-memory sums on small rows).
+    let mut t = tid;
+    while t < 16 {
+        table[t] = lut[t];
+        t += threads;
     }
-    // This thread's words of every row, requested first (they depend on nothing).
-    let mut ws = Array::<u32>::new(comptime!(rpc * wpt));
-    let mut ss = Array::<f32>::new(comptime!(rpc * wpt));
-    let mut bs = Array::<f32>::new(comptime!(rpc * wpt));
+    // The first chunk's words and scales, requested before `x` (they depend on nothing).
+    let mut chunk = CUBE_POS_X as usize;
+    let mut cw = Array::<u32>::new(comptime!(slots * vw));
+    let mut cs = Array::<f32>::new(slots);
+    let mut cb = Array::<f32>::new(slots);
     #[unroll]
     for r in 0..rpc {
-        let n = select(n0 + r < n_dim, n0 + r, n_dim - 1);
+        let n = select(chunk * rpc + r < n_dim, chunk * rpc + r, n_dim - 1);
         #[unroll]
-        for j in 0..wpt {
-            let w = tid + j * threads;
-            let mut v = 0u32;
-            let mut s = 0.0f32;
-            let mut b = 0.0f32;
-            if exact || w < words {
-                v = u32::cast_from(packed[n * packed.stride(0) + w]);
-                s = scales[n * scales.stride(0) + w * 8 / gs];
-                if has_bias {
-                    b = biases[n * biases.stride(0) + w * 8 / gs];
-                }
+        for j in 0..vpt {
+            let v = tid + j * threads;
+            let vv = select(exact || v < vecs, v, 0);
+            let word = packed[n * pstride + vv];
+            #[unroll]
+            for i in 0..vw {
+                cw[(r * vpt + j) * vw + i] = u32::cast_from(word.extract(i));
             }
-            ws[r * wpt + j] = v;
-            ss[r * wpt + j] = s;
-            bs[r * wpt + j] = b;
+            cs[r * vpt + j] = scales[n * sstride + vv * vw * 8 / gs];
+            if has_bias {
+                cb[r * vpt + j] = biases[n * bstride + vv * vw * 8 / gs];
+            }
         }
     }
-    let mut xr = Array::<f32>::new(comptime!(rows * wpt * 8));
-    let mut sx = Array::<f32>::new(comptime!(rows * wpt));
+    // This thread's `x` values (and their sums, for the affine bias), once for every row.
+    let mut xr = Array::<f32>::new(comptime!(rows * vpt * vw * 8));
+    let mut sx = Array::<f32>::new(comptime!(rows * vpt));
     #[unroll]
     for m in 0..rows {
         #[unroll]
-        for j in 0..wpt {
-            let w = tid + j * threads;
+        for j in 0..vpt {
+            let v = tid + j * threads;
             let mut sum = 0.0f32;
             #[unroll]
-            for c in 0..8 {
-                let mut v = 0.0f32;
-                if exact || w < words {
-                    v = f32::cast_from(x[m * k_dim + w * 8 + c]);
+            for c in 0..vw * 8 {
+                let mut xv = 0.0f32;
+                if exact || v < vecs {
+                    xv = f32::cast_from(x[m * k_dim + v * vw * 8 + c]);
                 }
-                xr[(m * wpt + j) * 8 + c] = v;
-                sum += v;
+                xr[(m * vpt + j) * vw * 8 + c] = xv;
+                sum += xv;
             }
-            sx[m * wpt + j] = sum;
+            sx[m * vpt + j] = sum;
         }
     }
+    let mut part = Shared::<[f32]>::new_slice(comptime!(2 * rpc * rows * planes));
+    let plane = tid / PLANE_DIM as usize;
+    let mut buf = 0usize;
     sync_cube();
-    let mut acc = Array::<f32>::new(comptime!(rpc * rows));
-    #[unroll]
-    for r in 0..rpc {
+    while chunk < nchunks {
+        // Request the next chunk's words before decoding this one.
+        let next = chunk + CUBE_COUNT_X as usize;
+        let live = next < nchunks;
+        let mut nw = Array::<u32>::new(comptime!(slots * vw));
+        let mut ns = Array::<f32>::new(slots);
+        let mut nb = Array::<f32>::new(slots);
         #[unroll]
-        for m in 0..rows {
-            acc[r * rows + m] = 0.0;
-        }
-        #[unroll]
-        for j in 0..wpt {
-            let word = ws[r * wpt + j];
-            let mut vals = Array::<f32>::new(8usize);
+        for r in 0..rpc {
+            let n = select(live && next * rpc + r < n_dim, next * rpc + r, n_dim - 1);
             #[unroll]
-            for c in 0..8u32 {
-                vals[c as usize] = table[((word >> (4 * c)) & 15) as usize];
+            for j in 0..vpt {
+                let v = tid + j * threads;
+                let vv = select(exact || v < vecs, v, 0);
+                if live {
+                    let word = packed[n * pstride + vv];
+                    #[unroll]
+                    for i in 0..vw {
+                        nw[(r * vpt + j) * vw + i] = u32::cast_from(word.extract(i));
+                    }
+                    ns[r * vpt + j] = scales[n * sstride + vv * vw * 8 / gs];
+                    if has_bias {
+                        nb[r * vpt + j] = biases[n * bstride + vv * vw * 8 / gs];
+                    }
+                }
             }
+        }
+        let mut acc = Array::<f32>::new(comptime!(rpc * rows));
+        #[unroll]
+        for r in 0..rpc {
             #[unroll]
             for m in 0..rows {
-                let mut dot = 0.0f32;
-                #[unroll]
-                for c in 0..8 {
-                    dot += vals[c] * xr[(m * wpt + j) * 8 + c];
-                }
-                if has_bias {
-                    acc[r * rows + m] += ss[r * wpt + j] * dot + bs[r * wpt + j] * sx[m * wpt + j];
-                } else {
-                    acc[r * rows + m] += ss[r * wpt + j] * dot;
-                }
+                acc[r * rows + m] = 0.0;
             }
-        }
-    }
-    let mut red = Shared::<[f32]>::new_slice(comptime!(rpc * rows * planes));
-    let plane = UNIT_POS as usize / PLANE_DIM as usize;
-    #[unroll]
-    for i in 0..rpc * rows {
-        let s = plane_sum(acc[i]);
-        if UNIT_POS_PLANE == 0 {
-            red[i * planes + plane] = s;
-        }
-    }
-    sync_cube();
-    if tid < rpc * rows {
-        let r = tid / rows;
-        let m = tid % rows;
-        let n = n0 + r;
-        if n < n_dim {
-            let mut s = 0.0f32;
             #[unroll]
-            for p in 0..planes {
-                s += red[tid * planes + p];
+            for j in 0..vpt {
+                // Vectors past the row (inexact split) read vector 0 against zeros of `x`.
+                let mut dots = Array::<f32>::new(rows);
+                #[unroll]
+                for m in 0..rows {
+                    dots[m] = 0.0;
+                }
+                #[unroll]
+                for i in 0..vw {
+                    let word = cw[(r * vpt + j) * vw + i];
+                    let mut vals = Array::<f32>::new(8usize);
+                    decode_word(&table, word, &mut vals);
+                    #[unroll]
+                    for m in 0..rows {
+                        #[unroll]
+                        for c in 0..8 {
+                            dots[m] += vals[c] * xr[((m * vpt + j) * vw + i) * 8 + c];
+                        }
+                    }
+                }
+                #[unroll]
+                for m in 0..rows {
+                    let mut d = cs[r * vpt + j] * dots[m];
+                    if has_bias {
+                        d += cb[r * vpt + j] * sx[m * vpt + j];
+                    }
+                    acc[r * rows + m] += d;
+                }
             }
-            out[m * n_dim + n] = F::cast_from(s);
         }
+        // Plane sums into this chunk's buffer; one sync; the first threads add the planes up.
+        #[unroll]
+        for i in 0..rpc * rows {
+            if plane_ops {
+                let s = plane_sum(acc[i]);
+                if UNIT_POS_PLANE == 0 {
+                    part[(buf * rpc * rows + i) * planes + plane] = s;
+                }
+            } else {
+                part[(buf * rpc * rows + i) * planes + tid] = acc[i];
+            }
+        }
+        sync_cube();
+        // `rpc · rows` may exceed the cube's threads when it is small.
+        let mut o = tid;
+        while o < rpc * rows {
+            let r = o / rows;
+            let m = o % rows;
+            let n = chunk * rpc + r;
+            if n < n_dim {
+                let mut s = 0.0f32;
+                #[unroll]
+                for p in 0..planes {
+                    s += part[(buf * rpc * rows + o) * planes + p];
+                }
+                out[m * n_dim + n] = F::cast_from(s);
+            }
+            o += threads;
+        }
+        #[unroll]
+        for i in 0..slots * vw {
+            cw[i] = nw[i];
+        }
+        #[unroll]
+        for i in 0..slots {
+            cs[i] = ns[i];
+            if has_bias {
+                cb[i] = nb[i];
+            }
+        }
+        buf = 1 - buf;
+        chunk = next;
     }
 }
 

@@ -46,18 +46,21 @@ pub enum GemvKernel {
     /// `Rows` with this many outputs per cube (capped at `16 / M`).
     RowsPerCube(usize),
     /// The default. `kernels::quant_gemv_stream`: a cube spans a whole row of `W` with `x` in
-    /// registers and streams `rpc` rows (chosen as `Rows` does: every SM gets
-    /// `kernels::GEMV2_CUBES_PER_SM` cubes); a plane sum ends each output. Less device time than
-    /// `Rows` at every default-config shape on the H200 (1.0–1.5×, results.md run 9). For
+    /// registers and streams chunks of rows, loading the next chunk's words (64- or 128-bit
+    /// loads) while it decodes the current one; a plane sum ends each output. For
     /// `M ≤ kernels::STREAM_MAX_ROWS` on devices with plane operations of a fixed size; `Rows`
     /// otherwise.
     #[default]
     Stream,
-    /// `Stream` with this many outputs per cube (capped at `16 / M`).
-    StreamPerCube(usize),
+    /// `Stream` with `rows` outputs per chunk (capped at `16 / M`; 0: its default) and `chunks`
+    /// chunks streamed per cube (0: an equal share for `kernels::STREAM_CUBES_PER_SM` cubes per
+    /// SM). Runs on any device: without plane operations of a fixed size, its sums go through
+    /// shared memory alone (how the tests cover it on lavapipe).
+    StreamWith { rows: usize, chunks: usize },
 }
 
-/// Where `StreamPerCube` starts in [`GemvKernel`]'s `usize` encoding.
+/// Where `StreamWith` starts in [`GemvKernel`]'s `usize` encoding (`rows + 256·chunks`
+/// above it).
 const STREAM_INDEX: usize = 1 << 16;
 
 impl GemvKernel {
@@ -68,8 +71,8 @@ impl GemvKernel {
         GemvKernel::RowsPerCube(3),
         GemvKernel::RowsPerCube(16),
         GemvKernel::Stream,
-        GemvKernel::StreamPerCube(3),
-        GemvKernel::StreamPerCube(16),
+        GemvKernel::StreamWith { rows: 3, chunks: 3 },
+        GemvKernel::StreamWith { rows: 16, chunks: 2 },
     ];
 
     /// The `usize` passed through the backend op.
@@ -79,7 +82,7 @@ impl GemvKernel {
             GemvKernel::Rows => 1,
             GemvKernel::Stream => 2,
             GemvKernel::RowsPerCube(r) => 2 + r.clamp(1, STREAM_INDEX - 3),
-            GemvKernel::StreamPerCube(r) => STREAM_INDEX + r.max(1),
+            GemvKernel::StreamWith { rows, chunks } => STREAM_INDEX + rows.min(255) + 256 * chunks.min(255),
         }
     }
 
@@ -89,7 +92,16 @@ impl GemvKernel {
             1 => GemvKernel::Rows,
             2 => GemvKernel::Stream,
             r if r < STREAM_INDEX => GemvKernel::RowsPerCube(r - 2),
-            r => GemvKernel::StreamPerCube(r - STREAM_INDEX),
+            r => GemvKernel::StreamWith { rows: (r - STREAM_INDEX) % 256, chunks: (r - STREAM_INDEX) / 256 },
+        }
+    }
+
+    /// `(rows per chunk, cubes per SM)` of a streaming kernel (0: its default), `None` otherwise.
+    pub(crate) fn stream(self) -> Option<(usize, usize)> {
+        match self {
+            GemvKernel::Stream => Some((0, 0)),
+            GemvKernel::StreamWith { rows, chunks } => Some((rows, chunks)),
+            _ => None,
         }
     }
 }

@@ -36,11 +36,10 @@ pub fn fused_supported(n: usize) -> bool {
 /// Threads per cube of [`scan_fused`].
 const FUSED_THREADS: usize = 128;
 
-/// How [`scan_fused`] is launched: states per unit `g`, channels per cube, padded `y` row, tokens
-/// per block.
+/// How [`scan_fused`] is launched (with [`FUSED_STATES_PER_UNIT`] states per unit): channels per
+/// cube, padded `y` row, tokens per block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FusedPlan {
-    pub g: usize,
     pub cpc: usize,
     pub row: usize,
     pub tb: usize,
@@ -49,24 +48,21 @@ pub struct FusedPlan {
 impl FusedPlan {
     /// Shared memory of one cube, bytes: two stage buffers and two `y` buffers (see the kernel).
     pub fn shared_bytes(&self, n: usize) -> usize {
-        let ng = n / self.g;
+        let ng = n / FUSED_STATES_PER_UNIT;
         4 * (2 * (2 * self.tb * self.cpc + 2 * self.tb * n + self.tb) + 2 * self.tb * ng * self.row)
     }
 }
 
-/// The plan for `N` states with `max_shared` bytes of shared memory per cube. Four states per unit:
-/// on the H200, two states per unit (twice the units) were slower at every shape timed, also at
-/// B = 1 where they double the resident warps (`experiments/scan-kernels/results.md` run 4).
+/// The plan for `N` states with `max_shared` bytes of shared memory per cube.
 pub fn fused_plan(n: usize, max_shared: usize) -> FusedPlan {
-    let g = 4;
-    let ng = n / g;
+    let ng = n / FUSED_STATES_PER_UNIT;
     let cpc = FUSED_THREADS / ng;
     let lanes = 32 / ng;
     let mut row = cpc;
     while row % 32 != lanes % 32 {
         row += 1;
     }
-    let mut plan = FusedPlan { g, cpc, row, tb: FUSED_BLOCK };
+    let mut plan = FusedPlan { cpc, row, tb: FUSED_BLOCK };
     while plan.tb > 1 && plan.shared_bytes(n) > max_shared {
         plan.tb /= 2;
     }
@@ -158,7 +154,7 @@ impl SelectiveScanBackend for CubeBackend {
             // 48 KiB: the most a CUDA kernel gets without opting in to more.
             let max_shared = x.client.properties().hardware.max_shared_memory_size.min(48 * 1024);
             let plan = fused_plan(n, max_shared);
-            let dim = CubeDim::new_1d((plan.cpc * n / plan.g) as u32);
+            let dim = CubeDim::new_1d((plan.cpc * n / FUSED_STATES_PER_UNIT) as u32);
             let count = CubeCount::Static(e.div_ceil(plan.cpc) as u32, bsz as u32, 1);
             // CUDA's `ex2.approx` (inline PTX) for the decay; other runtimes use `exp`.
             let fast = matches!(x.device, cubecl::Device::Cuda(_));
@@ -180,7 +176,7 @@ impl SelectiveScanBackend for CubeBackend {
                     h0.into_tensor_arg(),
                     out.clone().into_tensor_arg(),
                     n,
-                    plan.g,
+                    FUSED_STATES_PER_UNIT,
                     plan.cpc,
                     plan.row,
                     plan.tb,

@@ -455,8 +455,10 @@ pub fn conv_step<F: Float>(
 /// Tokens per block of [`scan_fused`]: a block's inputs are staged in shared memory (one cube-wide
 /// sync per block), and the next block is requested before the current one is computed.
 pub const FUSED_BLOCK: usize = 16;
-/// Channels per cube of [`scan_fused`]: a cube holds `FUSED_CHANNELS_PER_CUBE · N / g` units.
-pub const FUSED_CHANNELS_PER_CUBE: usize = 32;
+/// States per unit of [`scan_fused`]: on the H200, two states per unit (twice the units) were
+/// slower at every shape timed, also at B = 1 where they double the resident warps
+/// (`experiments/scan-kernels/results.md` run 4).
+pub const FUSED_STATES_PER_UNIT: usize = 4;
 /// The largest state size [`scan_fused`] takes (its shared memory grows with `N`).
 pub const FUSED_MAX_N: usize = 32;
 /// `log2(e)`: the fast path computes `exp(dt·A)` as `2^(dt·A·log2 e)`.

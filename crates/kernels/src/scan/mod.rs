@@ -23,9 +23,7 @@ pub mod kernels;
 use burn::backend::{Backend, DispatchDevice, backend_extension, tensor::FloatTensor};
 use burn::prelude::*;
 
-pub use cube::{
-    BWD_CHUNK, BWD_WIDTH, FusedPlan, auto_chunk, fused_launches, fused_plan, fused_supported,
-};
+pub use cube::{BWD_CHUNK, BWD_WIDTH, FusedPlan, auto_chunk, fused_launches, fused_plan, fused_supported};
 
 /// The scan as a backend extension: implemented for CubeCL backends (`Cube`), lazily for `Fusion`
 /// and with a custom backward for `Autodiff`.
