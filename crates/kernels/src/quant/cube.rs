@@ -39,8 +39,8 @@ fn rows_per_cube(max: usize, n: usize, sms: usize) -> usize {
 
 /// Rows per chunk and cubes of [`quant_gemv_stream`] for `n` outputs and `m` input rows:
 /// `rpc` (0: the most that keeps [`STREAM_WORDS`] words per thread per chunk; at most
-/// [`STREAM_ACC`] sums and `max_rpc`, what shared memory holds), and `cps` cubes per SM (0: [`STREAM_CUBES_PER_SM`]), each streaming
-/// an equal share of the chunks.
+/// [`STREAM_ACC`] sums and `max_rpc`, what shared memory holds), and the number of cubes, each streaming `per` chunks (0: an equal
+/// share for [`STREAM_CUBES_PER_SM`] cubes per SM).
 fn stream_grid(
     n: usize,
     m: usize,

@@ -406,6 +406,56 @@ pub fn stream_split(words: usize, m: usize, gs: usize, plane: usize, row_stride:
     StreamSplit { vw, threads, vpt: vecs.div_ceil(threads).max(1) }
 }
 
+/// Requests chunk `chunk`'s words and scales (its `rpc` rows, this thread's `vpt` vectors of each)
+/// into `w`, `s`, `b`; nothing when `!live`. Rows past `N` re-read the last row, vectors past the
+/// row (inexact split) vector 0: both are discarded or met by zeros of `x`.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn load_chunk<I: Int, N: Size>(
+    packed: &Tensor<Vector<I, N>>,
+    scales: &Tensor<f32>,
+    biases: &Tensor<f32>,
+    chunk: usize,
+    live: bool,
+    n_dim: usize,
+    tid: usize,
+    w: &mut Array<u32>,
+    s: &mut Array<f32>,
+    b: &mut Array<f32>,
+    #[comptime] rpc: usize,
+    #[comptime] vw: usize,
+    #[comptime] vpt: usize,
+    #[comptime] threads: usize,
+    #[comptime] vecs: usize,
+    #[comptime] gs: usize,
+    #[comptime] has_bias: bool,
+) {
+    let exact = comptime!(vecs == threads * vpt);
+    let pstride = packed.stride(0) / vw;
+    let sstride = scales.stride(0);
+    let bstride = biases.stride(0);
+    #[unroll]
+    for r in 0..rpc {
+        let n = select(live && chunk * rpc + r < n_dim, chunk * rpc + r, n_dim - 1);
+        #[unroll]
+        for j in 0..vpt {
+            let v = tid + j * threads;
+            let vv = select(exact || v < vecs, v, 0);
+            if live {
+                let word = packed[n * pstride + vv];
+                #[unroll]
+                for i in 0..vw {
+                    w[(r * vpt + j) * vw + i] = u32::cast_from(word.extract(i));
+                }
+                s[r * vpt + j] = scales[n * sstride + vv * vw * 8 / gs];
+                if has_bias {
+                    b[r * vpt + j] = biases[n * bstride + vv * vw * 8 / gs];
+                }
+            }
+        }
+    }
+}
+
 /// Streaming GEMV for decoding: `y [M, N] = x [M, K]·Wᵀ`, `M = rows ≤ STREAM_MAX_ROWS`, `K = k_dim`
 /// comptime, `packed` read as vectors of `vw` words (`N`, one 64- or 128-bit load each).
 /// A cube of `threads` spans a whole row of `W`: thread `t` owns vectors `v = t + threads·j`
@@ -446,9 +496,6 @@ pub fn quant_gemv_stream<F: Float, I: Int, N: Size>(
     let slots = comptime!(rpc * vpt);
     let tid = UNIT_POS as usize;
     let nchunks = (n_dim + rpc - 1) / rpc;
-    let pstride = packed.stride(0) / vw;
-    let sstride = scales.stride(0);
-    let bstride = biases.stride(0);
     let mut table = Shared::<[f32]>::new_slice(16usize);
     // A cube may have fewer than 16 threads (shared-memory sums on small rows).
     let mut t = tid;
@@ -461,24 +508,11 @@ pub fn quant_gemv_stream<F: Float, I: Int, N: Size>(
     let mut cw = Array::<u32>::new(comptime!(slots * vw));
     let mut cs = Array::<f32>::new(slots);
     let mut cb = Array::<f32>::new(slots);
-    #[unroll]
-    for r in 0..rpc {
-        let n = select(chunk * rpc + r < n_dim, chunk * rpc + r, n_dim - 1);
-        #[unroll]
-        for j in 0..vpt {
-            let v = tid + j * threads;
-            let vv = select(exact || v < vecs, v, 0);
-            let word = packed[n * pstride + vv];
-            #[unroll]
-            for i in 0..vw {
-                cw[(r * vpt + j) * vw + i] = u32::cast_from(word.extract(i));
-            }
-            cs[r * vpt + j] = scales[n * sstride + vv * vw * 8 / gs];
-            if has_bias {
-                cb[r * vpt + j] = biases[n * bstride + vv * vw * 8 / gs];
-            }
-        }
-    }
+    // (A cube's first chunk always exists: the launcher starts at most one cube per chunk.)
+    load_chunk(
+        packed, scales, biases, chunk, true, n_dim, tid, &mut cw, &mut cs, &mut cb, rpc, vw, vpt, threads, vecs, gs,
+        has_bias,
+    );
     // This thread's `x` values (and their sums, for the affine bias), once for every row.
     let mut xr = Array::<f32>::new(comptime!(rows * vpt * vw * 8));
     let mut sx = Array::<f32>::new(comptime!(rows * vpt));
@@ -511,26 +545,10 @@ pub fn quant_gemv_stream<F: Float, I: Int, N: Size>(
         let mut nw = Array::<u32>::new(comptime!(slots * vw));
         let mut ns = Array::<f32>::new(slots);
         let mut nb = Array::<f32>::new(slots);
-        #[unroll]
-        for r in 0..rpc {
-            let n = select(live && next * rpc + r < n_dim, next * rpc + r, n_dim - 1);
-            #[unroll]
-            for j in 0..vpt {
-                let v = tid + j * threads;
-                let vv = select(exact || v < vecs, v, 0);
-                if live {
-                    let word = packed[n * pstride + vv];
-                    #[unroll]
-                    for i in 0..vw {
-                        nw[(r * vpt + j) * vw + i] = u32::cast_from(word.extract(i));
-                    }
-                    ns[r * vpt + j] = scales[n * sstride + vv * vw * 8 / gs];
-                    if has_bias {
-                        nb[r * vpt + j] = biases[n * bstride + vv * vw * 8 / gs];
-                    }
-                }
-            }
-        }
+        load_chunk(
+            packed, scales, biases, next, live, n_dim, tid, &mut nw, &mut ns, &mut nb, rpc, vw, vpt, threads, vecs, gs,
+            has_bias,
+        );
         let mut acc = Array::<f32>::new(comptime!(rpc * rows));
         #[unroll]
         for r in 0..rpc {

@@ -96,7 +96,7 @@ impl GemvKernel {
         }
     }
 
-    /// `(rows per chunk, cubes per SM)` of a streaming kernel (0: its default), `None` otherwise.
+    /// `(rows per chunk, chunks per cube)` of a streaming kernel (0: its default), `None` otherwise.
     pub(crate) fn stream(self) -> Option<(usize, usize)> {
         match self {
             GemvKernel::Stream => Some((0, 0)),
