@@ -3,7 +3,7 @@
 //! copy bandwidth and the speed-up over a dense f16 matmul of the same shape, all measured in the
 //! same run. Also the plain-tensor path (dequantize then f32 matmul) and, for the GEMM, the
 //! transposed product (QLoRA's input gradient). Each shape is checked against the plain path.
-//! Every GEMV kernel ([`GemvKernel`]: `Lanes`, `Rows` (and at 4 outputs per cube), `Stream` (and,
+//! Every GEMV kernel ([`GemvKernel`]: `Lanes`, `Rows` (and at 4 outputs per cube), `Auto` (the default), `Stream` (and,
 //! for NF4, `StreamWith` at 4, 8, 16 rows per chunk × 1, 2, 4, 8 chunks per cube)) is timed, each
 //! in its own table row.
 //!
@@ -20,7 +20,7 @@
 //! time), `QBENCH_BLOCKER` (4096: side of the blocker's f32 matmul), `QBENCH_COPY_LOG2` (30),
 //! `QBENCH_ROTATE_MB` (256: the 4-bit GEMV calls cycle through copies of the weight adding up to at
 //! least this much, so each call reads its weight from DRAM, not from the L2 the last call filled;
-//! 1: one copy, as in runs 1-9).
+//! 1: one copy, as in runs 1-9), `QBENCH_SWEEP` (0: skip the `StreamWith` sweep).
 //!
 //! Three figures per call:
 //! - **wall**: `iters` calls launched back to back, their outputs kept, then one device sync; the
@@ -104,11 +104,15 @@ fn time_probe(dev: &Device, iters: usize, mut f: impl FnMut() -> Tensor<2>) -> f
 
 /// The GEMV kernels timed per shape (`Rows` and `Stream` pick their parameters themselves; the
 /// fixed ones show what the choice is worth; the fixed `StreamWith` sweep runs on NF4 only).
-const KERNELS: [GemvKernel; 4] = [GemvKernel::Lanes, GemvKernel::Rows, GemvKernel::RowsPerCube(4), GemvKernel::Stream];
+const KERNELS: [GemvKernel; 5] =
+    [GemvKernel::Lanes, GemvKernel::Rows, GemvKernel::RowsPerCube(4), GemvKernel::Stream, GemvKernel::Auto];
 
-/// `StreamWith` rows per chunk × chunks per cube swept per NF4 shape.
+/// `StreamWith` rows per chunk × chunks per cube swept per NF4 shape (none with `QBENCH_SWEEP=0`).
 fn stream_sweep() -> Vec<GemvKernel> {
     let mut v = Vec::new();
+    if std::env::var("QBENCH_SWEEP").is_ok_and(|v| v == "0") {
+        return v;
+    }
     for rows in [4, 8, 16] {
         for chunks in [1, 2, 4, 8] {
             v.push(GemvKernel::StreamWith { rows, chunks });

@@ -9,7 +9,9 @@
 //! ```
 //! Knobs (env): `SCAN_BENCH_E` (7680), `SCAN_BENCH_N` (16), `SCAN_BENCH_BATCHES` ("1,2,4,8"),
 //! `SCAN_BENCH_LENS` ("512,1024,2048,4096,8192"), `SCAN_BENCH_ITERS` (5), `SCAN_BENCH_COPY_LOG2` (30), `SCAN_BENCH_BASELINE`
-//! ("1,512;1,2048": the `B,L` shapes timed through the plain-tensor path as well).
+//! ("1,512;1,2048": the `B,L` shapes timed through the plain-tensor path as well), `SCAN_BENCH_SHAPES`
+//! (`g x threads x tokens` of the single-pass forward to time, `;`-separated, e.g.
+//! "4x128x16;8x64x16"; default: the launcher's default plan only).
 //!
 //! Bytes counted as the minimum that must move (f32): forward reads `x, dt` and writes `y`
 //! (`3·B·L·E`), reads `B, C` (`2·B·L·N`) and the states; backward reads `x, dt, dy, B, C` and
@@ -19,7 +21,9 @@
 use std::time::Instant;
 
 use bit_axon::layers::scan::{ScanInput, scan_chunked};
-use bit_axon_kernels::scan::{SelectiveScanBackend, auto_chunk, fused_plan, selective_scan};
+use bit_axon_kernels::scan::{
+    FusedShape, SelectiveScanBackend, auto_chunk, fused_plan, selective_scan, set_fused_shape,
+};
 use burn::backend::Dispatch;
 use burn::prelude::*;
 use burn::tensor::{Distribution, ProfileOptions};
@@ -160,6 +164,17 @@ fn main() {
             (v[0], v[1])
         })
         .collect();
+    // `None`: the launcher's default plan.
+    let shapes: Vec<Option<FusedShape>> = match std::env::var("SCAN_BENCH_SHAPES") {
+        Ok(v) => v
+            .split(';')
+            .map(|s| s.parse().map(Some).unwrap_or_else(|e: String| panic!("SCAN_BENCH_SHAPES: {e}")))
+            .collect(),
+        Err(_) => vec![None],
+    };
+    for s in shapes.iter().flatten() {
+        assert!(s.valid_for(n), "SCAN_BENCH_SHAPES: {s:?} does not fit N = {n}");
+    }
     println!("device: {dev:?}; E={e} N={n} iters={iters}");
 
     // Copy roofline: read + write 2^k f32 (k = SCAN_BENCH_COPY_LOG2, default 30: 4 GiB, so the
@@ -185,9 +200,9 @@ fn main() {
     let max_shared = env_one("SCAN_BENCH_MAX_SHARED", 48 * 1024);
     println!("timing: wall = read-back after each call; dev = device clock per call ({iters} calls)");
     println!(
-        "| B | L | g | tokens/block | fwd wall ms | fwd dev ms | fwd GB/s | fwd % copy | 3-pass chunk | 3-pass dev ms | 3-pass % copy | bwd dev ms | bwd GB/s | bwd % copy |"
+        "| B | L | g | threads | tokens/block | fwd wall ms | fwd dev ms | fwd GB/s | fwd % copy | 3-pass chunk | 3-pass dev ms | 3-pass % copy | bwd dev ms | bwd GB/s | bwd % copy |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let ms = |t: Option<f64>| t.map_or("-".to_string(), |t| format!("{:.3}", t * 1e3));
     for &b in &batches {
         for &l in &lens {
@@ -202,17 +217,19 @@ fn main() {
             let bwd_bytes = 4.0 * (5 * b * l * e + 4 * b * l * n + 2 * b * e * n) as f64;
             let bg = bwd_bytes / bwd / 1e9;
             let fg3 = fwd_bytes / fwd3 / 1e9;
-            {
+            for shape in &shapes {
+                set_fused_shape(*shape);
                 // The plan as the launcher computes it (the shared-memory limit here is the
                 // bench's assumption, printed for reference).
-                let plan = fused_plan(n, max_shared);
+                let plan = fused_plan(b, e, n, max_shared);
                 let wall = time(&dev, iters, || kernel_fwd(&input, &h0));
                 let fdev = time_dev(&dev, iters, || kernel_fwd(&input, &h0));
                 let fg = fwd_bytes / fdev.unwrap_or(wall) / 1e9;
                 println!(
-                    "| {b} | {l} | {} | {} | {:.3} | {} | {fg:.0} | {:.0}% | {chunk3} | {:.3} | {:.0}% | {:.3} | {bg:.0} | {:.0}% |",
-                    bit_axon_kernels::scan::kernels::FUSED_STATES_PER_UNIT,
-                    plan.tb,
+                    "| {b} | {l} | {} | {} | {} | {:.3} | {} | {fg:.0} | {:.0}% | {chunk3} | {:.3} | {:.0}% | {:.3} | {bg:.0} | {:.0}% |",
+                    plan.shape.g,
+                    plan.shape.threads,
+                    plan.shape.tb,
                     wall * 1e3,
                     ms(fdev),
                     100.0 * fg / copy_gbs,
@@ -222,6 +239,7 @@ fn main() {
                     100.0 * bg / copy_gbs
                 );
             }
+            set_fused_shape(None);
         }
     }
 

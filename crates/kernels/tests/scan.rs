@@ -61,8 +61,8 @@ fn forward_equals_reference_on_random_shapes() {
         (1, 29, 7, 32, 0.5, 0.0),   // 8 units per channel
         (1, 1000, 17, 16, 0.5, 0.0),
         (3, 1000, 13, 16, 0.3, 0.01),
-        // B·E·N/4 ≥ 2^17: the single-pass kernel takes 4 states per unit (2 below), and E is not a
-        // multiple of its channels per cube.
+        // B·E·N/8 ≥ 2^16: the single-pass kernel's default takes 8 states per unit (4 below), and E
+        // is not a multiple of its channels per cube.
         (2, 70, 16400, 16, 0.5, 0.02),
     ];
     for (b, l, e, n, dt_max, p) in cases {
@@ -86,6 +86,57 @@ fn forward_equals_reference_on_random_shapes() {
             assert!(fused, "B{b} L{l} E{e} N{n}: chunk None should run the single-pass forward");
         }
     }
+}
+
+#[test]
+fn every_fused_shape_equals_reference() {
+    // The single-pass forward's free parameters (states per unit, threads, tokens per block), each
+    // against the reference, on lengths that end mid-block and channel counts that end mid-cube.
+    // (`set_fused_shape` is process-wide: tests running alongside may launch these shapes too,
+    // which changes nothing they check.)
+    use bit_axon_kernels::scan::{FusedShape, fused_plan, set_fused_shape};
+    let flex = Device::flex();
+    flex.seed(21);
+    let shapes = [
+        (1, 32, 8),
+        (2, 64, 16),
+        (4, 96, 16),
+        (8, 32, 32),
+        (8, 64, 8),
+        (16, 64, 16),
+        (16, 32, 4),
+        (8, 128, 8),
+        (4, 128, 16),
+    ];
+    // N = 12: 3 units per channel, so 128 threads hold 42 channels and launch 126.
+    for (b, l, e, n, p) in [(2, 37, 70, 16, 0.1), (1, 19, 33, 8, 0.0), (1, 21, 90, 12, 0.0)] {
+        let (input, h0) = inputs(b, l, e, n, 0.5, p, &flex);
+        let (yr, hr) = scan_sequential(input.clone(), h0.clone());
+        let (yr, hr) = (to_vec(yr), to_vec(hr));
+        let (gi, gh) = to_dev(&input, &h0, &gpu());
+        for (g, threads, tb) in shapes {
+            let shape = FusedShape { g, threads, tb };
+            if !shape.valid_for(n) {
+                continue;
+            }
+            set_fused_shape(Some(shape));
+            assert_eq!(fused_plan(b, e, n, 48 * 1024).shape, shape, "{shape:?} should fit 48 KiB");
+            let (y, h) = kernel(gi.clone(), gh.clone(), None);
+            let what = format!("B{b} L{l} E{e} N{n} {shape:?}");
+            assert_close(&format!("{what} y"), &to_vec(y), &yr, 1e-4);
+            assert_close(&format!("{what} h"), &to_vec(h), &hr, 1e-4);
+        }
+    }
+    set_fused_shape(None);
+    // The default: 8 states per unit only with enough units for a large GPU.
+    assert_eq!(fused_plan(8, 7680, 16, 48 * 1024).shape.g, 8);
+    assert_eq!(fused_plan(1, 7680, 16, 48 * 1024).shape.g, 4);
+    assert_eq!(fused_plan(8, 7680, 12, 48 * 1024).shape.g, 4);
+    assert!(!FusedShape { g: 3, threads: 64, tb: 16 }.valid_for(16), "g must divide N");
+    assert!(!FusedShape { g: 16, threads: 8, tb: 16 }.valid_for(16), "a block needs a thread per token");
+    assert!(!FusedShape { g: 1, threads: 8, tb: 4 }.valid_for(16), "a cube holds a whole channel");
+    assert!("8x64x16".parse::<FusedShape>() == Ok(FusedShape { g: 8, threads: 64, tb: 16 }));
+    assert!("8x64".parse::<FusedShape>().is_err());
 }
 
 #[test]

@@ -135,7 +135,7 @@ impl QuantMatmulBackend for CubeBackend {
         let k = w.packed.meta.shape()[1] * 8;
         let max_shared = x.client.properties().hardware.max_shared_memory_size.min(GEMV2_MAX_SHARED);
         let sms = x.client.properties().hardware.num_streaming_multiprocessors.unwrap_or(64) as usize;
-        let kernel = GemvKernel::from_index(gemv);
+        let kernel = GemvKernel::from_index(gemv).resolve(n, k);
         // `Stream` needs plane operations of a fixed size (else `Rows` runs); `StreamWith` runs on
         // any device, summing through shared memory alone where planes do not fit.
         let plane = fixed_plane(&x.client);
@@ -181,7 +181,7 @@ impl QuantMatmulBackend for CubeBackend {
             GemvKernel::Lanes => None,
             // `Rows`, and `Stream`'s fallback (plane size not fixed, or `M` above
             // `STREAM_MAX_ROWS`).
-            GemvKernel::Rows | GemvKernel::Stream | GemvKernel::StreamWith { .. } => {
+            GemvKernel::Rows | GemvKernel::Stream | GemvKernel::StreamWith { .. } | GemvKernel::Auto => {
                 Some(rows_per_cube(gemv2_max_rows_per_cube(m), n, sms))
             }
             GemvKernel::RowsPerCube(r) => Some(r.clamp(1, gemv2_max_rows_per_cube(m))),

@@ -33,38 +33,125 @@ pub fn fused_supported(n: usize) -> bool {
     n > 0 && n % 4 == 0 && n <= FUSED_MAX_N
 }
 
-/// Threads per cube of [`scan_fused`].
-const FUSED_THREADS: usize = 128;
-
-/// How [`scan_fused`] is launched (with [`FUSED_STATES_PER_UNIT`] states per unit): channels per
-/// cube, padded `y` row, tokens per block.
+/// The free parameters of a [`scan_fused`] launch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FusedPlan {
-    pub cpc: usize,
-    pub row: usize,
+pub struct FusedShape {
+    /// States per unit (thread): each token's `x, dt` loads and `y` partial are shared by them.
+    pub g: usize,
+    /// Threads per cube, at most: a cube runs whole channels, `⌊threads / (N/g)⌋·(N/g)` threads.
+    pub threads: usize,
+    /// Tokens per staged block (one cube-wide sync per block).
     pub tb: usize,
 }
 
-impl FusedPlan {
-    /// Shared memory of one cube, bytes: two stage buffers and two `y` buffers (see the kernel).
-    pub fn shared_bytes(&self, n: usize) -> usize {
-        let ng = n / FUSED_STATES_PER_UNIT;
-        4 * (2 * (2 * self.tb * self.cpc + 2 * self.tb * n + self.tb) + 2 * self.tb * ng * self.row)
+impl Default for FusedShape {
+    fn default() -> Self {
+        Self { g: FUSED_STATES_PER_UNIT, threads: FUSED_THREADS, tb: FUSED_BLOCK }
     }
 }
 
-/// The plan for `N` states with `max_shared` bytes of shared memory per cube.
-pub fn fused_plan(n: usize, max_shared: usize) -> FusedPlan {
-    let ng = n / FUSED_STATES_PER_UNIT;
-    let cpc = FUSED_THREADS / ng;
+/// Units (threads) from which the default plan takes 8 states per unit instead of 4.
+pub const FUSED_WIDE_UNITS: usize = 1 << 16;
+
+impl FusedShape {
+    /// The default for a `[B, ·, E]` scan of `N` states: 8 states per unit where that still
+    /// leaves `B·E·N/8 ≥ FUSED_WIDE_UNITS` threads, 4 otherwise. On an H200 at E = 7680, N = 16
+    /// (`experiments/scan-kernels/results.md` run 5): 8 took 15 % less time than 4 at B = 8
+    /// (2.01 against 2.36 ms at L = 4096), and 4 took 11–13 % less at B = 1, where 8 leaves too
+    /// few threads to hide latency.
+    pub fn for_shape(bsz: usize, e: usize, n: usize) -> Self {
+        let wide = Self { g: 8, ..Self::default() };
+        if n % 8 == 0 && bsz * e * n / 8 >= FUSED_WIDE_UNITS { wide } else { Self::default() }
+    }
+
+    /// Whether this shape can run `n` states: `g` divides `n`, and a cube holds at least one whole
+    /// channel (`n / g` units) and one thread per token of a block.
+    pub fn valid_for(&self, n: usize) -> bool {
+        let ok = self.g > 0 && n % self.g == 0 && self.tb > 0 && self.threads <= 1024;
+        ok && {
+            let ng = n / self.g;
+            let cpc = self.threads / ng;
+            cpc > 0 && cpc * ng >= self.tb
+        }
+    }
+}
+
+impl std::str::FromStr for FusedShape {
+    type Err = String;
+    /// `g x threads x tb`, e.g. `8x64x16`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let v: Vec<usize> = s
+            .split('x')
+            .map(|p| p.trim().parse::<usize>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("fused shape `{s}`: {e}"))?;
+        match v[..] {
+            [g, threads, tb] => Ok(Self { g, threads, tb }),
+            _ => Err(format!("fused shape `{s}`: expected `g x threads x tokens`, e.g. `4x128x16`")),
+        }
+    }
+}
+
+/// `g | threads << 8 | tb << 24`, 0 for none (see [`set_fused_shape`]).
+static FUSED_OVERRIDE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Makes every later [`scan_fused`] launch in this process use `shape` where it is valid for the
+/// launch's `N` (`None`: the default plan). For benchmarks and tests that time or check other
+/// shapes; any valid shape gives the same result up to rounding.
+pub fn set_fused_shape(shape: Option<FusedShape>) {
+    let v = shape.map_or(0, |s| (s.g as u64) | (s.threads as u64) << 8 | (s.tb as u64) << 24);
+    FUSED_OVERRIDE.store(v, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn fused_override() -> Option<FusedShape> {
+    let v = FUSED_OVERRIDE.load(std::sync::atomic::Ordering::Relaxed);
+    (v != 0).then(|| FusedShape {
+        g: (v & 0xff) as usize,
+        threads: ((v >> 8) & 0xffff) as usize,
+        tb: ((v >> 24) & 0xffff) as usize,
+    })
+}
+
+/// Threads per cube of [`scan_fused`] by default.
+const FUSED_THREADS: usize = 128;
+
+/// How [`scan_fused`] is launched: its [`FusedShape`], channels per cube, padded `y` row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FusedPlan {
+    pub shape: FusedShape,
+    pub cpc: usize,
+    pub row: usize,
+}
+
+impl FusedPlan {
+    /// Threads a cube is launched with: `cpc` channels of `N / g` units.
+    pub fn threads(&self, n: usize) -> usize {
+        self.cpc * (n / self.shape.g)
+    }
+
+    /// Shared memory of one cube, bytes: two stage buffers and two `y` buffers (see the kernel).
+    pub fn shared_bytes(&self, n: usize) -> usize {
+        let ng = n / self.shape.g;
+        let tb = self.shape.tb;
+        4 * (2 * (2 * tb * self.cpc + 2 * tb * n + tb) + 2 * tb * ng * self.row)
+    }
+}
+
+/// The plan for a `[B, ·, E]` scan of `N` states with `max_shared` bytes of shared memory per
+/// cube: the shape set by [`set_fused_shape`] when it is valid for `n`, else
+/// [`FusedShape::for_shape`]; blocks are halved until the buffers fit.
+pub fn fused_plan(bsz: usize, e: usize, n: usize, max_shared: usize) -> FusedPlan {
+    let shape = fused_override().filter(|s| s.valid_for(n)).unwrap_or_else(|| FusedShape::for_shape(bsz, e, n));
+    let ng = n / shape.g;
+    let cpc = shape.threads / ng;
     let lanes = 32 / ng;
     let mut row = cpc;
     while row % 32 != lanes % 32 {
         row += 1;
     }
-    let mut plan = FusedPlan { cpc, row, tb: FUSED_BLOCK };
-    while plan.tb > 1 && plan.shared_bytes(n) > max_shared {
-        plan.tb /= 2;
+    let mut plan = FusedPlan { shape, cpc, row };
+    while plan.shape.tb > 1 && plan.shared_bytes(n) > max_shared {
+        plan.shape.tb /= 2;
     }
     plan
 }
@@ -153,8 +240,8 @@ impl SelectiveScanBackend for CubeBackend {
         if chunk == 0 && fused_supported(n) {
             // 48 KiB: the most a CUDA kernel gets without opting in to more.
             let max_shared = x.client.properties().hardware.max_shared_memory_size.min(48 * 1024);
-            let plan = fused_plan(n, max_shared);
-            let dim = CubeDim::new_1d((plan.cpc * n / FUSED_STATES_PER_UNIT) as u32);
+            let plan = fused_plan(bsz, e, n, max_shared);
+            let dim = CubeDim::new_1d(plan.threads(n) as u32);
             let count = CubeCount::Static(e.div_ceil(plan.cpc) as u32, bsz as u32, 1);
             // CUDA's `ex2.approx` (inline PTX) for the decay; other runtimes use `exp`.
             let fast = matches!(x.device, cubecl::Device::Cuda(_));
@@ -176,10 +263,10 @@ impl SelectiveScanBackend for CubeBackend {
                     h0.into_tensor_arg(),
                     out.clone().into_tensor_arg(),
                     n,
-                    FUSED_STATES_PER_UNIT,
+                    plan.shape.g,
                     plan.cpc,
                     plan.row,
-                    plan.tb,
+                    plan.shape.tb,
                     fast,
                     ty,
                 );

@@ -455,8 +455,9 @@ pub fn conv_step<F: Float>(
 /// Tokens per block of [`scan_fused`]: a block's inputs are staged in shared memory (one cube-wide
 /// sync per block), and the next block is requested before the current one is computed.
 pub const FUSED_BLOCK: usize = 16;
-/// States per unit of [`scan_fused`]: on the H200, two states per unit (twice the units) were
-/// slower at every shape timed, also at B = 1 where they double the resident warps
+/// States per unit of [`scan_fused`] by default (8 with many units, see
+/// `cube::FusedShape::for_shape`): on the H200, two states per unit (twice the units) were slower at
+/// every shape timed, also at B = 1 where they double the resident warps
 /// (`experiments/scan-kernels/results.md` run 4).
 pub const FUSED_STATES_PER_UNIT: usize = 4;
 /// The largest state size [`scan_fused`] takes (its shared memory grows with `N`).
@@ -478,9 +479,17 @@ fn decay(arg: f32, #[comptime] fast: bool) -> f32 {
     }
 }
 
+// Every shared-memory and global index below is one runtime base (hoisted out of the unrolled
+// loops) plus a compile-time offset. CubeCL indexes with `u32`, and NVCC does not fold a constant
+// out of a `u32` sum whose runtime part comes last (`base + j·cpc + c`): run 4's kernel spent about
+// 13 integer instructions per token on addresses, a third of all it issued (SASS in
+// `experiments/scan-kernels/results.md`, run 5). Written as `(base + c) + j·cpc`, the offset
+// goes into the load's immediate.
+
 /// Requests block `t0..t0+T` of a cube's inputs into registers `r` (this thread's share):
 /// `x, dt` for the cube's `cpc` channels, `B, C` rows, and the reset term `-1e30·reset` (added to the
 /// decay's exponent, it makes the decay exactly 0). Tokens past the end read the last token.
+/// Thread `tid` loads channel `c = tid % cpc` of tokens `tid / cpc + k·ng` (`threads = cpc·ng`).
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn fused_fetch<F: Float>(
@@ -491,7 +500,7 @@ fn fused_fetch<F: Float>(
     cm: &Tensor<F>,
     r: &mut Array<f32>,
     b: usize,
-    ch0: usize,
+    ch: usize,
     t0: usize,
     #[comptime] n: usize,
     #[comptime] cpc: usize,
@@ -501,22 +510,23 @@ fn fused_fetch<F: Float>(
     let len = x.shape(1);
     let e_dim = x.shape(2);
     let tid = UNIT_POS as usize;
+    let ng = comptime!(threads / cpc);
     let kx = comptime!((tb * cpc).div_ceil(threads));
     let kb = comptime!((tb * n).div_ceil(threads));
+    // `ch` is this thread's channel, already clamped into `E`.
+    let tj = t0 + tid / cpc;
     #[unroll]
     for k in 0..kx {
-        let i = tid + k * threads;
-        let t = select(t0 + i / cpc < len, t0 + i / cpc, len - 1);
-        let ch = select(ch0 + i % cpc < e_dim, ch0 + i % cpc, e_dim - 1);
-        let ix = (b * len + t) * e_dim + ch;
+        let t = tj + k * ng;
+        let ix = (b * len + select(t < len, t, len - 1)) * e_dim + ch;
         r[k] = f32::cast_from(x[ix]);
         r[kx + k] = f32::cast_from(dt[ix]);
     }
     #[unroll]
     for k in 0..kb {
         let i = tid + k * threads;
-        let t = select(t0 + i / n < len, t0 + i / n, len - 1);
-        let ib = (b * len + t) * n + i % n;
+        let t = t0 + i / n;
+        let ib = (b * len + select(t < len, t, len - 1)) * n + i % n;
         r[2 * kx + k] = f32::cast_from(bm[ib]);
         r[2 * kx + kb + k] = f32::cast_from(cm[ib]);
     }
@@ -540,31 +550,31 @@ fn fused_stage(
     let kx = comptime!((tb * cpc).div_ceil(threads));
     let kb = comptime!((tb * n).div_ceil(threads));
     let size = comptime!(2 * tb * cpc + 2 * tb * n + tb);
-    let base = buf * size;
+    let base = buf * size + tid;
     #[unroll]
     for k in 0..kx {
-        let i = tid + k * threads;
-        if i < tb * cpc {
-            stage[base + i] = r[k];
-            stage[base + tb * cpc + i] = r[kx + k];
+        if tid + k * threads < tb * cpc {
+            stage[base + k * threads] = r[k];
+            stage[base + tb * cpc + k * threads] = r[kx + k];
         }
     }
     #[unroll]
     for k in 0..kb {
-        let i = tid + k * threads;
-        if i < tb * n {
-            stage[base + 2 * tb * cpc + i] = r[2 * kx + k];
-            stage[base + 2 * tb * cpc + tb * n + i] = r[2 * kx + kb + k];
+        if tid + k * threads < tb * n {
+            stage[base + 2 * tb * cpc + k * threads] = r[2 * kx + k];
+            stage[base + 2 * tb * cpc + tb * n + k * threads] = r[2 * kx + kb + k];
         }
     }
     if tid < tb {
-        stage[base + 2 * tb * cpc + 2 * tb * n + tid] = r[2 * kx + 2 * kb];
+        stage[base + 2 * tb * cpc + 2 * tb * n] = r[2 * kx + 2 * kb];
     }
 }
 
 /// Sums the `ng` partial `y` of each (token, channel) of the block starting at `t0`, held in
 /// `ybuf[buf]` (`[T][ng][row]`, `row ≥ cpc` with `row ≡ 32 / ng (mod 32)`, so that a plane's
-/// writes, `ng` units of `32 / ng` channels, fall in distinct banks), and writes them to `out` (neighbouring threads, neighbouring channels).
+/// writes, `ng` units of `32 / ng` channels, fall in distinct banks), and writes them to `out`
+/// (neighbouring threads, neighbouring channels): thread `tid` sums channel `tid % cpc` of tokens
+/// `tid / cpc + k·ng`. `live`: this thread's channel exists.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn fused_flush<F: Float>(
@@ -572,7 +582,8 @@ fn fused_flush<F: Float>(
     out: &mut Tensor<F>,
     buf: usize,
     b: usize,
-    ch0: usize,
+    ch: usize,
+    live: bool,
     t0: usize,
     len: usize,
     #[comptime] n: usize,
@@ -584,19 +595,19 @@ fn fused_flush<F: Float>(
 ) {
     let e_dim = out.shape(2);
     let tid = UNIT_POS as usize;
-    let base = buf * comptime!(tb * ng * row);
+    let j0 = tid / cpc;
+    let base = buf * comptime!(tb * ng * row) + j0 * comptime!(ng * row) + tid % cpc;
+    let obase = (b * (len + n) + t0 + j0) * e_dim + ch;
     #[unroll]
     for k in 0..comptime!((tb * cpc).div_ceil(threads)) {
-        let o = tid + k * threads;
-        let j = o / cpc;
-        let c = o % cpc;
-        if j < tb && t0 + j < len && ch0 + c < e_dim {
+        // Token `j0 + k·ng` of the block.
+        if j0 + k * ng < tb && t0 + j0 + k * ng < len && live {
             let mut y = 0.0f32;
             #[unroll]
             for s in 0..ng {
-                y += ybuf[base + (j * ng + s) * row + c];
+                y += ybuf[base + comptime!(k * ng * ng * row + s * row)];
             }
-            out[(b * (len + n) + t0 + j) * e_dim + ch0 + c] = F::cast_from(y);
+            out[obase + comptime!(k * ng) * e_dim] = F::cast_from(y);
         }
     }
 }
@@ -626,23 +637,26 @@ fn fused_tokens(
 ) {
     let ng = comptime!(n / g);
     let size = comptime!(2 * tb * cpc + 2 * tb * n + tb);
-    let sb = cur * size;
-    let yb = cur * comptime!(tb * ng * row);
+    // Runtime bases; every index below adds a compile-time offset to one of them.
+    let xb = cur * size + c;
+    let bb = cur * size + s * g;
+    let rb0 = cur * size;
+    let yb = cur * comptime!(tb * ng * row) + s * row + c;
     #[unroll]
     for j in 0..tb {
         if !check || t0 + j < len {
-            let xv = stage[sb + j * cpc + c];
-            let dtv = stage[sb + tb * cpc + j * cpc + c];
-            let rb = stage[sb + 2 * tb * cpc + 2 * tb * n + j];
+            let xv = stage[xb + comptime!(j * cpc)];
+            let dtv = stage[xb + comptime!(tb * cpc + j * cpc)];
+            let rb = stage[rb0 + comptime!(2 * tb * cpc + 2 * tb * n + j)];
             let u = dtv * xv;
             let mut y = dv * xv;
             #[unroll]
             for i in 0..g {
                 let m = decay(dtv * av[i] + rb, fast);
-                h[i] = m * h[i] + u * stage[sb + 2 * tb * cpc + j * n + s * g + i];
-                y += stage[sb + 2 * tb * cpc + tb * n + j * n + s * g + i] * h[i];
+                h[i] = m * h[i] + u * stage[bb + comptime!(2 * tb * cpc + j * n + i)];
+                y += stage[bb + comptime!(2 * tb * cpc + tb * n + j * n + i)] * h[i];
             }
-            ybuf[yb + (j * ng + s) * row + c] = y;
+            ybuf[yb + comptime!(j * ng * row)] = y;
         }
     }
 }
@@ -687,6 +701,10 @@ pub fn scan_fused<F: Float>(
     // nothing.
     let valid = ch0 + c < e_dim;
     let e = select(valid, ch0 + c, e_dim - 1);
+    // The channel this thread loads and stores in the fetch and flush (`tid % cpc`; not `c`).
+    let fc = ch0 + tid % cpc;
+    let flive = fc < e_dim;
+    let fch = select(flive, fc, e_dim - 1);
     let mut h = Array::<f32>::new(g);
     let mut av = Array::<f32>::new(g);
     #[unroll]
@@ -707,7 +725,7 @@ pub fn scan_fused<F: Float>(
     let mut stage = Shared::<[f32]>::new_slice(comptime!(2 * size));
     let mut ybuf = Shared::<[f32]>::new_slice(comptime!(2 * ysize));
     let mut r = Array::<f32>::new(comptime!(2 * kx + 2 * kb + 1));
-    fused_fetch::<F>(x, dt, reset, bm, cm, &mut r, b, ch0, 0, n, cpc, threads, tb);
+    fused_fetch::<F>(x, dt, reset, bm, cm, &mut r, b, fch, 0, n, cpc, threads, tb);
     fused_stage(&r, &mut stage, 0, n, cpc, threads, tb);
     sync_cube();
     let blocks = (len + tb - 1) / tb;
@@ -715,10 +733,10 @@ pub fn scan_fused<F: Float>(
         let cur = blk % 2;
         let t0 = blk * tb;
         if blk + 1 < blocks {
-            fused_fetch::<F>(x, dt, reset, bm, cm, &mut r, b, ch0, t0 + tb, n, cpc, threads, tb);
+            fused_fetch::<F>(x, dt, reset, bm, cm, &mut r, b, fch, t0 + tb, n, cpc, threads, tb);
         }
         if blk > 0 {
-            fused_flush::<F>(&ybuf, out, 1 - cur, b, ch0, t0 - tb, len, n, ng, cpc, row, threads, tb);
+            fused_flush::<F>(&ybuf, out, 1 - cur, b, fch, flive, t0 - tb, len, n, ng, cpc, row, threads, tb);
         }
         // Full blocks run without a bound check per token, so the compiler can schedule the
         // block's loads and decays ahead of the recurrence; only the last block checks.
@@ -734,7 +752,7 @@ pub fn scan_fused<F: Float>(
     }
     if blocks > 0 {
         let last = blocks - 1;
-        fused_flush::<F>(&ybuf, out, last % 2, b, ch0, last * tb, len, n, ng, cpc, row, threads, tb);
+        fused_flush::<F>(&ybuf, out, last % 2, b, fch, flive, last * tb, len, n, ng, cpc, row, threads, tb);
     }
     if valid {
         #[unroll]

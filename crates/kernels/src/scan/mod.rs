@@ -11,7 +11,7 @@
 //! [`selective_scan`] works on any CubeCL device (wgpu, CUDA), with or without autodiff;
 //! [`is_cube`] tells whether a device is one. Other devices (flex) use the plain-tensor reference
 //! (`bit_axon::layers::scan`). The forward is one pass ([`kernels::scan_fused`]: each unit keeps
-//! 4 states in registers for the whole sequence, inputs staged through shared memory, no
+//! 4 or 8 states in registers for the whole sequence, inputs staged through shared memory, no
 //! intermediate memory in DRAM) when `N` is a multiple of 4 (up to 32); otherwise, or with an explicit chunk length, three chunked passes (chunk
 //! states `O(B·E·N·L/T)`). The backward recomputes states from chunk-start states instead of
 //! storing all `O(B·E·N·L)` of them.
@@ -23,7 +23,10 @@ pub mod kernels;
 use burn::backend::{Backend, DispatchDevice, backend_extension, tensor::FloatTensor};
 use burn::prelude::*;
 
-pub use cube::{BWD_CHUNK, BWD_WIDTH, FusedPlan, auto_chunk, fused_launches, fused_plan, fused_supported};
+pub use cube::{
+    BWD_CHUNK, BWD_WIDTH, FusedPlan, FusedShape, auto_chunk, fused_launches, fused_plan, fused_supported,
+    set_fused_shape,
+};
 
 /// The scan as a backend extension: implemented for CubeCL backends (`Cube`), lazily for `Fusion`
 /// and with a custom backward for `Autodiff`.
