@@ -56,7 +56,7 @@ pub const FUSED_WIDE_UNITS: usize = 1 << 16;
 impl FusedShape {
     /// The default for a `[B, ·, E]` scan of `N` states: 8 states per unit where that still
     /// leaves `B·E·N/8 ≥ FUSED_WIDE_UNITS` threads, 4 otherwise. On an H200 at E = 7680, N = 16
-    /// (`experiments/scan-kernels/results.md` run 5): 8 took 15 % less time than 4 at B = 8
+    /// (`experiments/scan-kernels/results.md` run 6): 8 took 15 % less time than 4 at B = 8
     /// (2.01 against 2.36 ms at L = 4096), and 4 took 11–13 % less at B = 1, where 8 leaves too
     /// few threads to hide latency.
     pub fn for_shape(bsz: usize, e: usize, n: usize) -> Self {
