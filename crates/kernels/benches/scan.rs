@@ -10,8 +10,8 @@
 //! Knobs (env): `SCAN_BENCH_E` (7680), `SCAN_BENCH_N` (16), `SCAN_BENCH_BATCHES` ("1,2,4,8"),
 //! `SCAN_BENCH_LENS` ("512,1024,2048,4096,8192"), `SCAN_BENCH_ITERS` (5), `SCAN_BENCH_COPY_LOG2` (30), `SCAN_BENCH_BASELINE`
 //! ("1,512;1,2048": the `B,L` shapes timed through the plain-tensor path as well), `SCAN_BENCH_SHAPES`
-//! (`g x threads x tokens` of the single-pass forward to time, `;`-separated, e.g.
-//! "4x128x16;8x64x16"; default: the launcher's default plan only).
+//! (`g x threads x tokens [x unrolled tokens]` of the single-pass forward to time, `;`-separated,
+//! e.g. "4x128x16;16x128x16x4"; default: the launcher's default plan only).
 //!
 //! Bytes counted as the minimum that must move (f32): forward reads `x, dt` and writes `y`
 //! (`3·B·L·E`), reads `B, C` (`2·B·L·N`) and the states; backward reads `x, dt, dy, B, C` and
@@ -200,7 +200,7 @@ fn main() {
     let max_shared = env_one("SCAN_BENCH_MAX_SHARED", 48 * 1024);
     println!("timing: wall = read-back after each call; dev = device clock per call ({iters} calls)");
     println!(
-        "| B | L | g | threads | tokens/block | fwd wall ms | fwd dev ms | fwd GB/s | fwd % copy | 3-pass chunk | 3-pass dev ms | 3-pass % copy | bwd dev ms | bwd GB/s | bwd % copy |"
+        "| B | L | g | threads | tokens/block (unrolled) | fwd wall ms | fwd dev ms | fwd GB/s | fwd % copy | 3-pass chunk | 3-pass dev ms | 3-pass % copy | bwd dev ms | bwd GB/s | bwd % copy |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let ms = |t: Option<f64>| t.map_or("-".to_string(), |t| format!("{:.3}", t * 1e3));
@@ -226,10 +226,11 @@ fn main() {
                 let fdev = time_dev(&dev, iters, || kernel_fwd(&input, &h0));
                 let fg = fwd_bytes / fdev.unwrap_or(wall) / 1e9;
                 println!(
-                    "| {b} | {l} | {} | {} | {} | {:.3} | {} | {fg:.0} | {:.0}% | {chunk3} | {:.3} | {:.0}% | {:.3} | {bg:.0} | {:.0}% |",
+                    "| {b} | {l} | {} | {} | {} ({}) | {:.3} | {} | {fg:.0} | {:.0}% | {chunk3} | {:.3} | {:.0}% | {:.3} | {bg:.0} | {:.0}% |",
                     plan.shape.g,
                     plan.shape.threads,
                     plan.shape.tb,
+                    plan.unrolled(),
                     wall * 1e3,
                     ms(fdev),
                     100.0 * fg / copy_gbs,

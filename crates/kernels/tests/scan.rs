@@ -97,16 +97,22 @@ fn every_fused_shape_equals_reference() {
     use bit_axon_kernels::scan::{FusedShape, fused_plan, set_fused_shape};
     let flex = Device::flex();
     flex.seed(21);
+    // (g, threads, tokens per block, unrolled tokens: 0 = all). `g = N` (16 at N = 16, 12 at
+    // N = 12) is one unit per channel, which stores `y` directly.
     let shapes = [
-        (1, 32, 8),
-        (2, 64, 16),
-        (4, 96, 16),
-        (8, 32, 32),
-        (8, 64, 8),
-        (16, 64, 16),
-        (16, 32, 4),
-        (8, 128, 8),
-        (4, 128, 16),
+        (1, 32, 8, 0),
+        (2, 64, 16, 0),
+        (4, 96, 16, 0),
+        (8, 32, 32, 0),
+        (8, 64, 8, 0),
+        (16, 64, 16, 0),
+        (16, 32, 4, 0),
+        (8, 128, 8, 0),
+        (4, 128, 16, 0),
+        (16, 64, 16, 4),
+        (8, 128, 16, 2),
+        (4, 64, 8, 8),
+        (12, 32, 8, 2),
     ];
     // N = 12: 3 units per channel, so 128 threads hold 42 channels and launch 126.
     for (b, l, e, n, p) in [(2, 37, 70, 16, 0.1), (1, 19, 33, 8, 0.0), (1, 21, 90, 12, 0.0)] {
@@ -114,8 +120,8 @@ fn every_fused_shape_equals_reference() {
         let (yr, hr) = scan_sequential(input.clone(), h0.clone());
         let (yr, hr) = (to_vec(yr), to_vec(hr));
         let (gi, gh) = to_dev(&input, &h0, &gpu());
-        for (g, threads, tb) in shapes {
-            let shape = FusedShape { g, threads, tb };
+        for (g, threads, tb, tu) in shapes {
+            let shape = FusedShape { g, threads, tb, tu };
             if !shape.valid_for(n) {
                 continue;
             }
@@ -128,14 +134,20 @@ fn every_fused_shape_equals_reference() {
         }
     }
     set_fused_shape(None);
-    // The default: 8 states per unit only with enough units for a large GPU.
-    assert_eq!(fused_plan(8, 7680, 16, 48 * 1024).shape.g, 8);
+    // The default: wider units only with enough channels for a large GPU.
+    assert_eq!(fused_plan(8, 7680, 16, 48 * 1024).shape.g, 16);
+    assert_eq!(fused_plan(2, 7680, 16, 48 * 1024).shape.g, 16);
     assert_eq!(fused_plan(1, 7680, 16, 48 * 1024).shape.g, 4);
-    assert_eq!(fused_plan(8, 7680, 12, 48 * 1024).shape.g, 4);
-    assert!(!FusedShape { g: 3, threads: 64, tb: 16 }.valid_for(16), "g must divide N");
-    assert!(!FusedShape { g: 16, threads: 8, tb: 16 }.valid_for(16), "a block needs a thread per token");
-    assert!(!FusedShape { g: 1, threads: 8, tb: 4 }.valid_for(16), "a cube holds a whole channel");
-    assert!("8x64x16".parse::<FusedShape>() == Ok(FusedShape { g: 8, threads: 64, tb: 16 }));
+    assert_eq!(fused_plan(8, 7680, 12, 48 * 1024).shape.g, 12);
+    assert_eq!(fused_plan(8, 7680, 32, 48 * 1024).shape.g, 8);
+    assert_eq!(fused_plan(1, 64, 16, 48 * 1024).shape.g, 4);
+    let shape = |g, threads, tb, tu| FusedShape { g, threads, tb, tu };
+    assert!(!shape(3, 64, 16, 0).valid_for(16), "g must divide N");
+    assert!(!shape(16, 8, 16, 0).valid_for(16), "a block needs a thread per token");
+    assert!(!shape(1, 8, 4, 0).valid_for(16), "a cube holds a whole channel");
+    assert!(!shape(4, 128, 16, 3).valid_for(16), "unrolled tokens divide the block");
+    assert!("8x64x16".parse::<FusedShape>() == Ok(shape(8, 64, 16, 0)));
+    assert!("16x128x16x4".parse::<FusedShape>() == Ok(shape(16, 128, 16, 4)));
     assert!("8x64".parse::<FusedShape>().is_err());
 }
 

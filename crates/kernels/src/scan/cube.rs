@@ -42,32 +42,46 @@ pub struct FusedShape {
     pub threads: usize,
     /// Tokens per staged block (one cube-wide sync per block).
     pub tb: usize,
+    /// Tokens per unrolled step within a block (a divisor of `tb`; 0: the whole block). Fewer
+    /// leave NVCC less room to hoist a block's loads and decays, and so fewer registers.
+    pub tu: usize,
 }
 
 impl Default for FusedShape {
     fn default() -> Self {
-        Self { g: FUSED_STATES_PER_UNIT, threads: FUSED_THREADS, tb: FUSED_BLOCK }
+        Self { g: FUSED_STATES_PER_UNIT, threads: FUSED_THREADS, tb: FUSED_BLOCK, tu: 0 }
     }
 }
 
 /// Units (threads) from which the default plan takes 8 states per unit instead of 4.
 pub const FUSED_WIDE_UNITS: usize = 1 << 16;
+/// Channels `B·E` from which the default plan runs one unit per channel (`g = N`, for `N ≤ 16`).
+pub const FUSED_CHANNEL_UNITS: usize = 1 << 13;
 
 impl FusedShape {
-    /// The default for a `[B, ·, E]` scan of `N` states: 8 states per unit where that still
-    /// leaves `B·E·N/8 ≥ FUSED_WIDE_UNITS` threads, 4 otherwise. On an H200 at E = 7680, N = 16
-    /// (`experiments/scan-kernels/results.md` run 6): 8 took 15 % less time than 4 at B = 8
-    /// (2.01 against 2.36 ms at L = 4096), and 4 took 11–13 % less at B = 1, where 8 leaves too
-    /// few threads to hide latency.
+    /// The default for a `[B, ·, E]` scan of `N` states. On an H200 at E = 7680, N = 16, L = 4096
+    /// (`experiments/scan-kernels/results.md` run 7):
+    /// - one unit per channel (`g = N`: no `y` sum across units, `y` stored directly) where
+    ///   `B·E ≥ FUSED_CHANNEL_UNITS` and `N ≤ 16`: 1.54 against 2.02 ms (8 states per unit) at
+    ///   B = 8, 0.87 against 1.06 at B = 4, 0.67 against 0.71 (4) at B = 2;
+    /// - else 8 states per unit where that leaves `B·E·N/8 ≥ FUSED_WIDE_UNITS` threads (N = 32);
+    /// - else 4: at B = 1 (7,680 channels) every wider unit leaves too few threads to hide
+    ///   latency (0.62 ms with 4, 0.75 with 16).
     pub fn for_shape(bsz: usize, e: usize, n: usize) -> Self {
-        let wide = Self { g: 8, ..Self::default() };
-        if n % 8 == 0 && bsz * e * n / 8 >= FUSED_WIDE_UNITS { wide } else { Self::default() }
+        if n <= 16 && bsz * e >= FUSED_CHANNEL_UNITS {
+            Self { g: n, ..Self::default() }
+        } else if n % 8 == 0 && bsz * e * n / 8 >= FUSED_WIDE_UNITS {
+            Self { g: 8, ..Self::default() }
+        } else {
+            Self::default()
+        }
     }
 
     /// Whether this shape can run `n` states: `g` divides `n`, and a cube holds at least one whole
     /// channel (`n / g` units) and one thread per token of a block.
     pub fn valid_for(&self, n: usize) -> bool {
         let ok = self.g > 0 && n % self.g == 0 && self.tb > 0 && self.threads <= 1024;
+        let ok = ok && (self.tu == 0 || self.tb % self.tu == 0);
         ok && {
             let ng = n / self.g;
             let cpc = self.threads / ng;
@@ -78,7 +92,7 @@ impl FusedShape {
 
 impl std::str::FromStr for FusedShape {
     type Err = String;
-    /// `g x threads x tb`, e.g. `8x64x16`.
+    /// `g x threads x tb [x tu]`, e.g. `8x64x16` or `16x128x16x4`.
     fn from_str(s: &str) -> Result<Self, String> {
         let v: Vec<usize> = s
             .split('x')
@@ -86,20 +100,21 @@ impl std::str::FromStr for FusedShape {
             .collect::<Result<_, _>>()
             .map_err(|e| format!("fused shape `{s}`: {e}"))?;
         match v[..] {
-            [g, threads, tb] => Ok(Self { g, threads, tb }),
-            _ => Err(format!("fused shape `{s}`: expected `g x threads x tokens`, e.g. `4x128x16`")),
+            [g, threads, tb] => Ok(Self { g, threads, tb, tu: 0 }),
+            [g, threads, tb, tu] => Ok(Self { g, threads, tb, tu }),
+            _ => Err(format!("fused shape `{s}`: expected `g x threads x tokens [x unrolled]`, e.g. `4x128x16`")),
         }
     }
 }
 
-/// `g | threads << 8 | tb << 24`, 0 for none (see [`set_fused_shape`]).
+/// `g | threads << 8 | tb << 24 | tu << 40`, 0 for none (see [`set_fused_shape`]).
 static FUSED_OVERRIDE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Makes every later [`scan_fused`] launch in this process use `shape` where it is valid for the
 /// launch's `N` (`None`: the default plan). For benchmarks and tests that time or check other
 /// shapes; any valid shape gives the same result up to rounding.
 pub fn set_fused_shape(shape: Option<FusedShape>) {
-    let v = shape.map_or(0, |s| (s.g as u64) | (s.threads as u64) << 8 | (s.tb as u64) << 24);
+    let v = shape.map_or(0, |s| (s.g as u64) | (s.threads as u64) << 8 | (s.tb as u64) << 24 | (s.tu as u64) << 40);
     FUSED_OVERRIDE.store(v, std::sync::atomic::Ordering::Relaxed);
 }
 
@@ -109,6 +124,7 @@ fn fused_override() -> Option<FusedShape> {
         g: (v & 0xff) as usize,
         threads: ((v >> 8) & 0xffff) as usize,
         tb: ((v >> 24) & 0xffff) as usize,
+        tu: ((v >> 40) & 0xffff) as usize,
     })
 }
 
@@ -129,11 +145,18 @@ impl FusedPlan {
         self.cpc * (n / self.shape.g)
     }
 
-    /// Shared memory of one cube, bytes: two stage buffers and two `y` buffers (see the kernel).
+    /// Shared memory of one cube, bytes: two stage buffers and two `y` buffers (see the kernel;
+    /// none with one unit per channel, whose `y` goes straight out).
     pub fn shared_bytes(&self, n: usize) -> usize {
         let ng = n / self.shape.g;
         let tb = self.shape.tb;
-        4 * (2 * (2 * tb * self.cpc + 2 * tb * n + tb) + 2 * tb * ng * self.row)
+        let ybuf = if ng == 1 { 0 } else { 2 * tb * ng * self.row };
+        4 * (2 * (2 * tb * self.cpc + 2 * tb * n + tb) + ybuf)
+    }
+
+    /// Tokens per unrolled step: [`FusedShape::tu`], or the whole block.
+    pub fn unrolled(&self) -> usize {
+        if self.shape.tu == 0 || self.shape.tb % self.shape.tu != 0 { self.shape.tb } else { self.shape.tu }
     }
 }
 
@@ -152,6 +175,9 @@ pub fn fused_plan(bsz: usize, e: usize, n: usize, max_shared: usize) -> FusedPla
     let mut plan = FusedPlan { shape, cpc, row };
     while plan.shape.tb > 1 && plan.shared_bytes(n) > max_shared {
         plan.shape.tb /= 2;
+    }
+    if plan.shape.tu != 0 && plan.shape.tb % plan.shape.tu != 0 {
+        plan.shape.tu = 0;
     }
     plan
 }
@@ -267,6 +293,7 @@ impl SelectiveScanBackend for CubeBackend {
                     plan.cpc,
                     plan.row,
                     plan.shape.tb,
+                    plan.unrolled(),
                     fast,
                     ty,
                 );

@@ -613,12 +613,15 @@ fn fused_flush<F: Float>(
 }
 
 /// Advances one unit's `g` states over the block at `t0` from stage buffer `cur`, and writes its
-/// part of each token's `y` into `ybuf[cur]`. `check`: tokens past `len` are skipped (last block).
+/// part of each token's `y` into `ybuf[cur]`, or, with one unit per channel (`g = N`), the whole
+/// `y` straight into `out` at `obase + j·E` (`live`: the channel exists). The block runs in steps
+/// of `tu` unrolled tokens. `check`: tokens past `len` are skipped (last block).
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn fused_tokens(
+fn fused_tokens<F: Float>(
     stage: &Shared<[f32]>,
     ybuf: &mut Shared<[f32]>,
+    out: &mut Tensor<F>,
     h: &mut Array<f32>,
     av: &Array<f32>,
     dv: f32,
@@ -627,36 +630,50 @@ fn fused_tokens(
     c: usize,
     t0: usize,
     len: usize,
+    obase: usize,
+    live: bool,
     #[comptime] n: usize,
     #[comptime] g: usize,
     #[comptime] cpc: usize,
     #[comptime] row: usize,
     #[comptime] tb: usize,
+    #[comptime] tu: usize,
     #[comptime] fast: bool,
     #[comptime] check: bool,
 ) {
     let ng = comptime!(n / g);
+    let e_dim = out.shape(2);
     let size = comptime!(2 * tb * cpc + 2 * tb * n + tb);
-    // Runtime bases; every index below adds a compile-time offset to one of them.
-    let xb = cur * size + c;
-    let bb = cur * size + s * g;
-    let rb0 = cur * size;
-    let yb = cur * comptime!(tb * ng * row) + s * row + c;
-    #[unroll]
-    for j in 0..tb {
-        if !check || t0 + j < len {
-            let xv = stage[xb + comptime!(j * cpc)];
-            let dtv = stage[xb + comptime!(tb * cpc + j * cpc)];
-            let rb = stage[rb0 + comptime!(2 * tb * cpc + 2 * tb * n + j)];
-            let u = dtv * xv;
-            let mut y = dv * xv;
-            #[unroll]
-            for i in 0..g {
-                let m = decay(dtv * av[i] + rb, fast);
-                h[i] = m * h[i] + u * stage[bb + comptime!(2 * tb * cpc + j * n + i)];
-                y += stage[bb + comptime!(2 * tb * cpc + tb * n + j * n + i)] * h[i];
+    for step in 0..comptime!(tb / tu) {
+        // Runtime bases; every index below adds a compile-time offset to one of them.
+        let j0 = step * tu;
+        let xb = cur * size + c + j0 * cpc;
+        let bb = cur * size + s * g + j0 * n;
+        let rb0 = cur * size + j0;
+        let yb = cur * comptime!(tb * ng * row) + s * row + c + j0 * comptime!(ng * row);
+        let ob = obase + j0 * e_dim;
+        #[unroll]
+        for j in 0..tu {
+            if !check || t0 + j0 + j < len {
+                let xv = stage[xb + comptime!(j * cpc)];
+                let dtv = stage[xb + comptime!(tb * cpc + j * cpc)];
+                let rb = stage[rb0 + comptime!(2 * tb * cpc + 2 * tb * n + j)];
+                let u = dtv * xv;
+                let mut y = dv * xv;
+                #[unroll]
+                for i in 0..g {
+                    let m = decay(dtv * av[i] + rb, fast);
+                    h[i] = m * h[i] + u * stage[bb + comptime!(2 * tb * cpc + j * n + i)];
+                    y += stage[bb + comptime!(2 * tb * cpc + tb * n + j * n + i)] * h[i];
+                }
+                if comptime!(ng == 1) {
+                    if live {
+                        out[ob + comptime!(j) * e_dim] = F::cast_from(y);
+                    }
+                } else {
+                    ybuf[yb + comptime!(j * ng * row)] = y;
+                }
             }
-            ybuf[yb + comptime!(j * ng * row)] = y;
         }
     }
 }
@@ -665,7 +682,9 @@ fn fused_tokens(
 /// `ng = N / g` units of `g` states (`s` fastest). Every unit walks the whole sequence with its
 /// states in registers; the cube stages each block of [`FUSED_BLOCK`] tokens of `x, dt, B, C,
 /// reset` in shared memory (requested one block ahead, one sync per block), and each unit's part of
-/// `y` goes through shared memory to be summed over the channel's units one block later. Reads
+/// `y` goes through shared memory to be summed over the channel's units one block later (with
+/// one unit per channel, `g = N`, it is stored directly: neighbouring threads, neighbouring
+/// channels). Blocks run in unrolled steps of `tu` tokens. Reads
 /// `x, dt, B, C` once and writes `y` and the final state into the packed `out [B, L + N, E]`.
 /// `fast`: CUDA's `ex2.approx` for the decay (see [`decay`]).
 #[cube(launch_unchecked)]
@@ -685,6 +704,7 @@ pub fn scan_fused<F: Float>(
     #[comptime] cpc: usize,
     #[comptime] row: usize,
     #[comptime] tb: usize,
+    #[comptime] tu: usize,
     #[comptime] fast: bool,
     #[define(F)] _dtype: ElemType,
 ) {
@@ -721,7 +741,8 @@ pub fn scan_fused<F: Float>(
     let kx = comptime!((tb * cpc).div_ceil(threads));
     let kb = comptime!((tb * n).div_ceil(threads));
     let size = comptime!(2 * tb * cpc + 2 * tb * n + tb);
-    let ysize = comptime!(tb * ng * row);
+    // One unit per channel: `y` goes straight out, no `y` buffers.
+    let ysize = comptime!(if ng == 1 { 1 } else { tb * ng * row });
     let mut stage = Shared::<[f32]>::new_slice(comptime!(2 * size));
     let mut ybuf = Shared::<[f32]>::new_slice(comptime!(2 * ysize));
     let mut r = Array::<f32>::new(comptime!(2 * kx + 2 * kb + 1));
@@ -735,24 +756,35 @@ pub fn scan_fused<F: Float>(
         if blk + 1 < blocks {
             fused_fetch::<F>(x, dt, reset, bm, cm, &mut r, b, fch, t0 + tb, n, cpc, threads, tb);
         }
-        if blk > 0 {
-            fused_flush::<F>(&ybuf, out, 1 - cur, b, fch, flive, t0 - tb, len, n, ng, cpc, row, threads, tb);
+        if comptime!(ng > 1) {
+            if blk > 0 {
+                fused_flush::<F>(&ybuf, out, 1 - cur, b, fch, flive, t0 - tb, len, n, ng, cpc, row, threads, tb);
+            }
         }
+        let obase = (b * (len + n) + t0) * e_dim + e;
         // Full blocks run without a bound check per token, so the compiler can schedule the
         // block's loads and decays ahead of the recurrence; only the last block checks.
         if t0 + tb <= len {
-            fused_tokens(&stage, &mut ybuf, &mut h, &av, dv, cur, s, c, t0, len, n, g, cpc, row, tb, fast, false);
+            fused_tokens::<F>(
+                &stage, &mut ybuf, out, &mut h, &av, dv, cur, s, c, t0, len, obase, valid, n, g, cpc, row, tb, tu,
+                fast, false,
+            );
         } else {
-            fused_tokens(&stage, &mut ybuf, &mut h, &av, dv, cur, s, c, t0, len, n, g, cpc, row, tb, fast, true);
+            fused_tokens::<F>(
+                &stage, &mut ybuf, out, &mut h, &av, dv, cur, s, c, t0, len, obase, valid, n, g, cpc, row, tb, tu,
+                fast, true,
+            );
         }
         if blk + 1 < blocks {
             fused_stage(&r, &mut stage, 1 - cur, n, cpc, threads, tb);
         }
         sync_cube();
     }
-    if blocks > 0 {
-        let last = blocks - 1;
-        fused_flush::<F>(&ybuf, out, last % 2, b, fch, flive, last * tb, len, n, ng, cpc, row, threads, tb);
+    if comptime!(ng > 1) {
+        if blocks > 0 {
+            let last = blocks - 1;
+            fused_flush::<F>(&ybuf, out, last % 2, b, fch, flive, last * tb, len, n, ng, cpc, row, threads, tb);
+        }
     }
     if valid {
         #[unroll]
