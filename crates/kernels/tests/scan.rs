@@ -61,8 +61,8 @@ fn forward_equals_reference_on_random_shapes() {
         (1, 29, 7, 32, 0.5, 0.0),   // 8 units per channel
         (1, 1000, 17, 16, 0.5, 0.0),
         (3, 1000, 13, 16, 0.3, 0.01),
-        // B·E·N/8 ≥ 2^16: the single-pass kernel's default takes 8 states per unit (4 below), and E
-        // is not a multiple of its channels per cube.
+        // B·E ≥ 2^13: the single-pass kernel's default runs one unit per channel (4 states per
+        // unit below), and E is not a multiple of its channels per cube.
         (2, 70, 16400, 16, 0.5, 0.02),
     ];
     for (b, l, e, n, dt_max, p) in cases {
