@@ -154,9 +154,10 @@ impl FusedPlan {
         4 * (2 * (2 * tb * self.cpc + 2 * tb * n + tb) + ybuf)
     }
 
-    /// Tokens per unrolled step: [`FusedShape::tu`], or the whole block.
+    /// Tokens per unrolled step: [`FusedShape::tu`], or the whole block (`tu = 0`; [`fused_plan`]
+    /// sets it so when halving the block left `tu` no divisor of it).
     pub fn unrolled(&self) -> usize {
-        if self.shape.tu == 0 || self.shape.tb % self.shape.tu != 0 { self.shape.tb } else { self.shape.tu }
+        if self.shape.tu == 0 { self.shape.tb } else { self.shape.tu }
     }
 }
 
