@@ -200,9 +200,9 @@ fn main() {
     let max_shared = env_one("SCAN_BENCH_MAX_SHARED", 48 * 1024);
     println!("timing: wall = read-back after each call; dev = device clock per call ({iters} calls)");
     println!(
-        "| B | L | kernel | g | threads | tokens/block (unrolled) | fwd wall ms | fwd dev ms | fwd GB/s | fwd % copy | 3-pass chunk | 3-pass dev ms | 3-pass % copy | bwd dev ms | bwd GB/s | bwd % copy |"
+        "| B | L | g | threads | tokens/block (unrolled) | fwd wall ms | fwd dev ms | fwd GB/s | fwd % copy | 3-pass chunk | 3-pass dev ms | 3-pass % copy | bwd dev ms | bwd GB/s | bwd % copy |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let ms = |t: Option<f64>| t.map_or("-".to_string(), |t| format!("{:.3}", t * 1e3));
     for &b in &batches {
         for &l in &lens {
@@ -226,8 +226,7 @@ fn main() {
                 let fdev = time_dev(&dev, iters, || kernel_fwd(&input, &h0));
                 let fg = fwd_bytes / fdev.unwrap_or(wall) / 1e9;
                 println!(
-                    "| {b} | {l} | {} | {} | {} | {} ({}) | {:.3} | {} | {fg:.0} | {:.0}% | {chunk3} | {:.3} | {:.0}% | {:.3} | {bg:.0} | {:.0}% |",
-                    plan.kernel_name(n),
+                    "| {b} | {l} | {} | {} | {} ({}) | {:.3} | {} | {fg:.0} | {:.0}% | {chunk3} | {:.3} | {:.0}% | {:.3} | {bg:.0} | {:.0}% |",
                     plan.shape.g,
                     plan.shape.threads,
                     plan.shape.tb,

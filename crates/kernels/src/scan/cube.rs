@@ -43,9 +43,7 @@ pub struct FusedShape {
     /// Tokens per staged block (one cube-wide sync per block).
     pub tb: usize,
     /// Tokens per unrolled step within a block (a divisor of `tb`; 0: the whole block). Fewer
-    /// leave NVCC less room to hoist a block's loads and decays, and so fewer registers. With
-    /// `g = N`, a nonzero `tu` runs the staged [`scan_fused`] (`x, dt` through shared memory too)
-    /// instead of [`scan_fused_channel`](super::channel::scan_fused_channel).
+    /// leave NVCC less room to hoist a block's loads and decays, and so fewer registers.
     pub tu: usize,
 }
 
@@ -147,27 +145,11 @@ impl FusedPlan {
         self.cpc * (n / self.shape.g)
     }
 
-    /// Whether this plan runs [`scan_fused_channel`](super::channel::scan_fused_channel) (one
-    /// thread per channel, `x, dt` in registers): `g = N` without unrolled steps. Otherwise
-    /// [`scan_fused`] runs it, staging `x, dt` in shared memory too.
-    pub fn channel_kernel(&self, n: usize) -> bool {
-        self.shape.g == n && self.shape.tu == 0
-    }
-
-    /// The kernel's name, for benchmark tables.
-    pub fn kernel_name(&self, n: usize) -> &'static str {
-        if self.channel_kernel(n) { "scan_fused_channel" } else { "scan_fused" }
-    }
-
     /// Shared memory of one cube, bytes: two stage buffers and two `y` buffers (see the kernel;
-    /// no `y` buffers with one unit per channel, whose `y` goes straight out, and only `B, C`,
-    /// reset staged in [`Self::channel_kernel`]).
+    /// none with one unit per channel, whose `y` goes straight out).
     pub fn shared_bytes(&self, n: usize) -> usize {
         let ng = n / self.shape.g;
         let tb = self.shape.tb;
-        if self.channel_kernel(n) {
-            return 4 * 2 * (2 * tb * n + tb);
-        }
         let ybuf = if ng == 1 { 0 } else { 2 * tb * ng * self.row };
         4 * (2 * (2 * tb * self.cpc + 2 * tb * n + tb) + ybuf)
     }
@@ -292,34 +274,6 @@ impl SelectiveScanBackend for CubeBackend {
             let fast = matches!(x.device, cubecl::Device::Cuda(_));
             let ty = dtype_to_storage_type(x.dtype);
             let client = x.client.clone();
-            if plan.channel_kernel(n) {
-                // SAFETY: every index the kernel forms is clamped into its tensor (see
-                // `scan_fused_channel`).
-                unsafe {
-                    super::channel::scan_fused_channel::launch_unchecked(
-                        &client,
-                        count,
-                        dim,
-                        x.into_tensor_arg(),
-                        dt.into_tensor_arg(),
-                        a.into_tensor_arg(),
-                        b.into_tensor_arg(),
-                        c.into_tensor_arg(),
-                        d.into_tensor_arg(),
-                        reset.into_tensor_arg(),
-                        h0.into_tensor_arg(),
-                        out.clone().into_tensor_arg(),
-                        n,
-                        plan.cpc,
-                        plan.shape.tb,
-                        fast,
-                        std::env::var("SCAN_CHANNEL_SPLIT").is_ok_and(|v| v == "1"),
-                        ty,
-                    );
-                }
-                FUSED_LAUNCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                return out;
-            }
             // SAFETY: every index the kernel forms is clamped into its tensor (see `scan_fused`).
             unsafe {
                 scan_fused::launch_unchecked(

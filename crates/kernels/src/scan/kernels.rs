@@ -469,7 +469,7 @@ pub const LOG2_E: f32 = std::f32::consts::LOG2_E;
 /// unit, max relative error 2^-22, values below 2^-126 flushed to zero), `exp(arg)` otherwise.
 /// The caller scales `arg` accordingly.
 #[cube]
-pub(crate) fn decay(arg: f32, #[comptime] fast: bool) -> f32 {
+fn decay(arg: f32, #[comptime] fast: bool) -> f32 {
     if fast {
         let out: f32;
         gpu_asm!("ex2.approx.ftz.f32 {}, {};", out(_) out, in(_) arg, options(pure, nomem));

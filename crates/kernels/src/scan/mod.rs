@@ -17,7 +17,6 @@
 //! storing all `O(B·E·N·L)` of them.
 
 mod autodiff;
-pub mod channel;
 mod cube;
 pub mod kernels;
 
