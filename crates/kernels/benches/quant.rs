@@ -104,14 +104,8 @@ fn time_probe(dev: &Device, iters: usize, mut f: impl FnMut() -> Tensor<2>) -> f
 
 /// The GEMV kernels timed per shape (`Rows` and `Stream` pick their parameters themselves; the
 /// fixed ones show what the choice is worth; the fixed `StreamWith` sweep runs on NF4 only).
-const KERNELS: [GemvKernel; 6] = [
-    GemvKernel::Lanes,
-    GemvKernel::Rows,
-    GemvKernel::RowsPerCube(4),
-    GemvKernel::Stream,
-    GemvKernel::StreamWith { rows: 0, chunks: 0, threads: 32 },
-    GemvKernel::Auto,
-];
+const KERNELS: [GemvKernel; 5] =
+    [GemvKernel::Lanes, GemvKernel::Rows, GemvKernel::RowsPerCube(4), GemvKernel::Stream, GemvKernel::Auto];
 
 /// `StreamWith` rows per chunk × chunks per cube swept per NF4 shape (none with `QBENCH_SWEEP=0`).
 fn stream_sweep() -> Vec<GemvKernel> {
@@ -121,7 +115,7 @@ fn stream_sweep() -> Vec<GemvKernel> {
     }
     for rows in [4, 8, 16] {
         for chunks in [1, 2, 4, 8] {
-            v.push(GemvKernel::StreamWith { rows, chunks, threads: 0 });
+            v.push(GemvKernel::StreamWith { rows, chunks });
         }
     }
     v

@@ -40,7 +40,7 @@ fn rows_per_cube(max: usize, n: usize, sms: usize) -> usize {
 /// Rows per chunk and cubes of [`quant_gemv_stream`] for `n` outputs and `m` input rows:
 /// `rpc` (0: the most that keeps [`STREAM_WORDS`] words per thread per chunk; at most
 /// [`STREAM_ACC`] sums and `max_rpc`, what shared memory holds), and the number of cubes, each streaming `per` chunks (0: an equal
-/// share for [`STREAM_CUBES_PER_SM`] cubes per SM, or [`STREAM_WARPS_PER_SM`] warps for small cubes).
+/// share for [`STREAM_CUBES_PER_SM`] cubes per SM).
 fn stream_grid(
     n: usize,
     m: usize,
@@ -53,8 +53,7 @@ fn stream_grid(
     let cap = (STREAM_ACC / m.max(1)).clamp(1, max_rpc.max(1));
     let rpc = if rpc == 0 { STREAM_WORDS / (split.vpt * split.vw) } else { rpc }.clamp(1, cap);
     let chunks = n.div_ceil(rpc);
-    let per_sm = STREAM_CUBES_PER_SM.max(STREAM_WARPS_PER_SM / split.threads.div_ceil(32).max(1));
-    let per = if per == 0 { chunks.div_ceil(per_sm * sms.max(1)) } else { per }.max(1);
+    let per = if per == 0 { chunks.div_ceil(STREAM_CUBES_PER_SM * sms.max(1)) } else { per }.max(1);
     (rpc, chunks.div_ceil(per))
 }
 
@@ -140,11 +139,11 @@ impl QuantMatmulBackend for CubeBackend {
         // `Stream` needs plane operations of a fixed size (else `Rows` runs); `StreamWith` runs on
         // any device, summing through shared memory alone where planes do not fit.
         let plane = fixed_plane(&x.client);
-        if let Some((rpc, per, max_threads)) = kernel.stream()
+        if let Some((rpc, per)) = kernel.stream()
             && m <= STREAM_MAX_ROWS
             && (plane.is_some() || kernel != GemvKernel::Stream)
         {
-            let split = stream_split(k / 8, m, group_size, plane.unwrap_or(1), w.packed.meta.strides()[0], max_threads);
+            let split = stream_split(k / 8, m, group_size, plane.unwrap_or(1), w.packed.meta.strides()[0]);
             let planes = plane.map_or(split.threads, |p| split.threads / p);
             // Two buffers of `rpc · m · planes` partial sums.
             let max_rpc = (max_shared.saturating_sub(64) / (8 * m * planes)).max(1);

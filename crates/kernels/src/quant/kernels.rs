@@ -365,12 +365,6 @@ pub const STREAM_WORDS: usize = 16;
 /// the first chunk's latency exposed once per cube, the others hidden behind the previous chunk's
 /// arithmetic).
 pub const STREAM_CUBES_PER_SM: usize = 4;
-/// Warps per SM [`quant_gemv_stream`] aims at when its cubes are small: cubes of fewer than 5
-/// planes (e.g. one plane per row) are launched `STREAM_WARPS_PER_SM / planes` per SM rather
-/// than [`STREAM_CUBES_PER_SM`] (20 warps, as 4 cubes of 160 threads).
-pub const STREAM_WARPS_PER_SM: usize = 20;
-/// Most threads per row [`stream_split`] takes by default.
-pub const STREAM_MAX_THREADS: usize = 256;
 
 /// How [`quant_gemv_stream`] splits a row of `words` 32-bit words: each of `threads` threads owns
 /// `vpt` vectors of `vw` consecutive words (one load each) of every row.
@@ -385,17 +379,9 @@ pub struct StreamSplit {
 /// planes of `plane` lanes, when the weight's row stride is `row_stride` words. The widest vector
 /// `vw ∈ {4, 2, 1}` that divides the row and its stride and keeps one scale group per vector
 /// (`8·vw | gs`), with the fewest vectors per thread whose `x` fits [`STREAM_X_REGS`] and whose
-/// threads (at most `max_threads`, 0: [`STREAM_MAX_THREADS`]) fill whole planes; else 128 threads
-/// (or more, for `x` to fit) with the last vectors bounds-checked.
-pub fn stream_split(
-    words: usize,
-    m: usize,
-    gs: usize,
-    plane: usize,
-    row_stride: usize,
-    max_threads: usize,
-) -> StreamSplit {
-    let max_threads = if max_threads == 0 { STREAM_MAX_THREADS } else { max_threads };
+/// threads (at most 256) fill whole planes; else 128 threads (or more, for `x` to fit) with the last
+/// vectors bounds-checked.
+pub fn stream_split(words: usize, m: usize, gs: usize, plane: usize, row_stride: usize) -> StreamSplit {
     let plane = plane.max(1);
     let m = m.max(1);
     let widths = [4usize, 2, 1];
@@ -405,7 +391,7 @@ pub fn stream_split(
         let mut vpt = 1;
         while 8 * vw * vpt * m <= STREAM_X_REGS && vpt <= vecs {
             let threads = vecs / vpt;
-            if vecs % vpt == 0 && threads % plane == 0 && threads <= max_threads {
+            if vecs % vpt == 0 && threads % plane == 0 && threads <= 256 {
                 return StreamSplit { vw, threads, vpt };
             }
             vpt += 1;

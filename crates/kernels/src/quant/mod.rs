@@ -57,31 +57,28 @@ pub enum GemvKernel {
     /// config's other shapes; `experiments/nf4-kernels/results.md` run 11).
     #[default]
     Auto,
-    /// `Stream` with `rows` outputs per chunk (capped at `16 / M`; 0: its default), `chunks`
+    /// `Stream` with `rows` outputs per chunk (capped at `16 / M`; 0: its default) and `chunks`
     /// chunks streamed per cube (0: an equal share for `kernels::STREAM_CUBES_PER_SM` cubes per
-    /// SM, more for cubes under 5 planes: see `kernels::STREAM_WARPS_PER_SM`) and at most
-    /// `threads` threads per row (0: 256; a multiple of 32; fewer threads hold more of a row each,
-    /// so fewer plane sums per code). Runs on any device: without plane operations of a fixed
-    /// size, its sums go through shared memory alone (how the tests cover it on lavapipe).
-    StreamWith { rows: usize, chunks: usize, threads: usize },
+    /// SM). Runs on any device: without plane operations of a fixed size, its sums go through
+    /// shared memory alone (how the tests cover it on lavapipe).
+    StreamWith { rows: usize, chunks: usize },
 }
 
-/// Where `StreamWith` starts in [`GemvKernel`]'s `usize` encoding (`rows + 256·chunks +
-/// 65536·threads/32` above it).
+/// Where `StreamWith` starts in [`GemvKernel`]'s `usize` encoding (`rows + 256·chunks`
+/// above it).
 const STREAM_INDEX: usize = 1 << 16;
 
 impl GemvKernel {
     /// The kernels the tests compare with the plain path.
-    pub const ALL: [GemvKernel; 9] = [
+    pub const ALL: [GemvKernel; 8] = [
         GemvKernel::Auto,
         GemvKernel::Lanes,
         GemvKernel::Rows,
         GemvKernel::RowsPerCube(3),
         GemvKernel::RowsPerCube(16),
         GemvKernel::Stream,
-        GemvKernel::StreamWith { rows: 3, chunks: 3, threads: 0 },
-        GemvKernel::StreamWith { rows: 16, chunks: 2, threads: 0 },
-        GemvKernel::StreamWith { rows: 0, chunks: 0, threads: 32 },
+        GemvKernel::StreamWith { rows: 3, chunks: 3 },
+        GemvKernel::StreamWith { rows: 16, chunks: 2 },
     ];
 
     /// The `usize` passed through the backend op.
@@ -92,9 +89,7 @@ impl GemvKernel {
             GemvKernel::Stream => 2,
             GemvKernel::RowsPerCube(r) => 2 + r.clamp(1, STREAM_INDEX - 4),
             GemvKernel::Auto => STREAM_INDEX - 1,
-            GemvKernel::StreamWith { rows, chunks, threads } => {
-                STREAM_INDEX + rows.min(255) + 256 * chunks.min(255) + 65536 * (threads / 32).min(255)
-            }
+            GemvKernel::StreamWith { rows, chunks } => STREAM_INDEX + rows.min(255) + 256 * chunks.min(255),
         }
     }
 
@@ -105,10 +100,7 @@ impl GemvKernel {
             2 => GemvKernel::Stream,
             r if r == STREAM_INDEX - 1 => GemvKernel::Auto,
             r if r < STREAM_INDEX => GemvKernel::RowsPerCube(r - 2),
-            r => {
-                let v = r - STREAM_INDEX;
-                GemvKernel::StreamWith { rows: v % 256, chunks: (v / 256) % 256, threads: 32 * (v / 65536) }
-            }
+            r => GemvKernel::StreamWith { rows: (r - STREAM_INDEX) % 256, chunks: (r - STREAM_INDEX) / 256 },
         }
     }
 
@@ -121,12 +113,11 @@ impl GemvKernel {
         }
     }
 
-    /// `(rows per chunk, chunks per cube, most threads per row)` of a streaming kernel (0: its
-    /// default), `None` otherwise.
-    pub(crate) fn stream(self) -> Option<(usize, usize, usize)> {
+    /// `(rows per chunk, chunks per cube)` of a streaming kernel (0: its default), `None` otherwise.
+    pub(crate) fn stream(self) -> Option<(usize, usize)> {
         match self {
-            GemvKernel::Stream => Some((0, 0, 0)),
-            GemvKernel::StreamWith { rows, chunks, threads } => Some((rows, chunks, threads)),
+            GemvKernel::Stream => Some((0, 0)),
+            GemvKernel::StreamWith { rows, chunks } => Some((rows, chunks)),
             _ => None,
         }
     }
@@ -284,11 +275,7 @@ mod tests {
     #[test]
     fn kernel_choice_survives_the_backend_op_encoding() {
         let mut all = GemvKernel::ALL.to_vec();
-        all.extend([
-            GemvKernel::RowsPerCube(1),
-            GemvKernel::StreamWith { rows: 0, chunks: 0, threads: 0 },
-            GemvKernel::StreamWith { rows: 255, chunks: 255, threads: 1024 },
-        ]);
+        all.extend([GemvKernel::RowsPerCube(1), GemvKernel::StreamWith { rows: 0, chunks: 0 }]);
         for k in all {
             assert_eq!(GemvKernel::from_index(k.index()), k, "{k:?}");
         }
