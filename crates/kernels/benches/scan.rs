@@ -11,7 +11,10 @@
 //! `SCAN_BENCH_LENS` ("512,1024,2048,4096,8192"), `SCAN_BENCH_ITERS` (5), `SCAN_BENCH_COPY_LOG2` (30), `SCAN_BENCH_BASELINE`
 //! ("1,512;1,2048": the `B,L` shapes timed through the plain-tensor path as well), `SCAN_BENCH_SHAPES`
 //! (`g x threads x tokens [x unrolled tokens]` of the single-pass forward to time, `;`-separated,
-//! e.g. "4x128x16;16x128x16x4"; default: the launcher's default plan only).
+//! e.g. "4x128x16;16x128x16x4"; default: the launcher's default plan only), `SCAN_BENCH_ROUNDS`
+//! (1; more: each shape's forward timed that many more times, round-robin across the shapes, with
+//! median, min, max and spread per shape: runs on the H200 differ by up to 5 % between calls, so
+//! close variants are compared within one call and over several rounds).
 //!
 //! Bytes counted as the minimum that must move (f32): forward reads `x, dt` and writes `y`
 //! (`3·B·L·E`), reads `B, C` (`2·B·L·N`) and the states; backward reads `x, dt, dy, B, C` and
@@ -204,6 +207,8 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let ms = |t: Option<f64>| t.map_or("-".to_string(), |t| format!("{:.3}", t * 1e3));
+    let rounds = env_one("SCAN_BENCH_ROUNDS", 1);
+    let mut repeats = Vec::new();
     for &b in &batches {
         for &l in &lens {
             let (input, h0) = inputs(b, l, e, n, &dev);
@@ -240,7 +245,47 @@ fn main() {
                     100.0 * bg / copy_gbs
                 );
             }
+            // Round-robin repeats: every shape once per round, so that drift of the device over
+            // the run falls on all shapes alike.
+            if rounds > 1 {
+                let mut times = vec![Vec::new(); shapes.len()];
+                for _ in 0..rounds {
+                    for (si, shape) in shapes.iter().enumerate() {
+                        set_fused_shape(*shape);
+                        let t = time_dev(&dev, iters, || kernel_fwd(&input, &h0))
+                            .unwrap_or_else(|| time(&dev, iters, || kernel_fwd(&input, &h0)));
+                        times[si].push(t);
+                    }
+                }
+                for (shape, t) in shapes.iter().zip(times.iter_mut()) {
+                    set_fused_shape(*shape);
+                    let plan = fused_plan(b, e, n, max_shared);
+                    t.sort_by(f64::total_cmp);
+                    let (lo, med, hi) = (t[0], t[t.len() / 2], t[t.len() - 1]);
+                    repeats.push(format!(
+                        "| {b} | {l} | {}x{}x{}x{} | {:.3} | {:.0}% | {:.3} | {:.3} | {:.1}% |",
+                        plan.shape.g,
+                        plan.shape.threads,
+                        plan.shape.tb,
+                        plan.unrolled(),
+                        med * 1e3,
+                        100.0 * fwd_bytes / med / 1e9 / copy_gbs,
+                        lo * 1e3,
+                        hi * 1e3,
+                        100.0 * (hi - lo) / med
+                    ));
+                }
+            }
             set_fused_shape(None);
+        }
+    }
+    if !repeats.is_empty() {
+        println!();
+        println!("forward, {rounds} round-robin rounds of {iters} calls per shape (device ms where there is a device clock):");
+        println!("| B | L | shape (g x threads x tokens x unrolled) | median ms | median % copy | min ms | max ms | spread |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for r in &repeats {
+            println!("{r}");
         }
     }
 
