@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use bit_axon::layers::scan::{ScanInput, scan_chunked};
 use bit_axon_kernels::scan::{
-    FusedShape, SelectiveScanBackend, auto_chunk, fused_plan, selective_scan, set_fused_shape,
+    FusedShape, SelectiveScanBackend, auto_chunk, fused_plan, last_fused_plan, selective_scan, set_fused_shape,
 };
 use burn::backend::Dispatch;
 use burn::prelude::*;
@@ -224,15 +224,15 @@ fn main() {
             let fg3 = fwd_bytes / fwd3 / 1e9;
             for shape in &shapes {
                 set_fused_shape(*shape);
-                // The plan as the launcher computes it (the shared-memory limit here is the
-                // bench's assumption, printed for reference).
-                let plan = fused_plan(b, e, n, max_shared);
                 let wall = time(&dev, iters, || kernel_fwd(&input, &h0));
+                // The plan that ran (after the launcher's adjustments to the device).
+                let plan = last_fused_plan().unwrap_or_else(|| fused_plan(b, e, n, max_shared, None));
                 let fdev = time_dev(&dev, iters, || kernel_fwd(&input, &h0));
                 let fg = fwd_bytes / fdev.unwrap_or(wall) / 1e9;
                 println!(
-                    "| {b} | {l} | {} | {} | {} ({}) | {:.3} | {} | {fg:.0} | {:.0}% | {chunk3} | {:.3} | {:.0}% | {:.3} | {bg:.0} | {:.0}% |",
+                    "| {b} | {l} | {}{} | {} | {} ({}) | {:.3} | {} | {fg:.0} | {:.0}% | {chunk3} | {:.3} | {:.0}% | {:.3} | {bg:.0} | {:.0}% |",
                     plan.shape.g,
+                    if plan.shape.plane { " (plane sums)" } else { "" },
                     plan.shape.threads,
                     plan.shape.tb,
                     plan.unrolled(),
@@ -259,15 +259,17 @@ fn main() {
                 }
                 for (shape, t) in shapes.iter().zip(times.iter_mut()) {
                     set_fused_shape(*shape);
-                    let plan = fused_plan(b, e, n, max_shared);
+                    kernel_fwd(&input, &h0).0.probe();
+                    let plan = last_fused_plan().unwrap_or_else(|| fused_plan(b, e, n, max_shared, None));
                     t.sort_by(f64::total_cmp);
                     let (lo, med, hi) = (t[0], t[t.len() / 2], t[t.len() - 1]);
                     repeats.push(format!(
-                        "| {b} | {l} | {}x{}x{}x{} | {:.3} | {:.0}% | {:.3} | {:.3} | {:.1}% |",
+                        "| {b} | {l} | {}x{}x{}x{}{} | {:.3} | {:.0}% | {:.3} | {:.3} | {:.1}% |",
                         plan.shape.g,
                         plan.shape.threads,
                         plan.shape.tb,
                         plan.unrolled(),
+                        if plan.shape.plane { "p" } else { "" },
                         med * 1e3,
                         100.0 * fwd_bytes / med / 1e9 / copy_gbs,
                         lo * 1e3,
@@ -281,8 +283,12 @@ fn main() {
     }
     if !repeats.is_empty() {
         println!();
-        println!("forward, {rounds} round-robin rounds of {iters} calls per shape (device ms where there is a device clock):");
-        println!("| B | L | shape (g x threads x tokens x unrolled) | median ms | median % copy | min ms | max ms | spread |");
+        println!(
+            "forward, {rounds} round-robin rounds of {iters} calls per shape (device ms where there is a device clock):"
+        );
+        println!(
+            "| B | L | shape (g x threads x tokens x unrolled) | median ms | median % copy | min ms | max ms | spread |"
+        );
         println!("|---|---|---|---|---|---|---|---|");
         for r in &repeats {
             println!("{r}");

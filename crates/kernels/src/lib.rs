@@ -20,6 +20,16 @@ pub(crate) fn empty_dense(
     burn_cubecl::ops::numeric::empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), shape, dtype)
 }
 
+/// The plane size when the device has plane operations and a fixed plane size (what the plane
+/// reductions of `quant_gemv_stream` and `scan_fused`'s plane sums assume), else `None`.
+#[cfg(feature = "cube")]
+pub(crate) fn fixed_plane(client: &cubecl::client::Client) -> Option<usize> {
+    let props = client.properties();
+    let hw = &props.hardware;
+    let ops = props.features.plane.contains(cubecl::ir::features::Plane::Ops);
+    (ops && hw.plane_size_min == hw.plane_size_max && hw.plane_size_min > 0).then_some(hw.plane_size_min as usize)
+}
+
 /// Debugging aid: `BIT_AXON_PLAIN=scan,quant` (a comma-separated list) makes the model take the
 /// plain-tensor path for the named kernels on a CubeCL device too, so a wrong result on a GPU can
 /// be traced to a kernel or cleared of it. Read once per process.

@@ -94,7 +94,7 @@ fn every_fused_shape_equals_reference() {
     // against the reference, on lengths that end mid-block and channel counts that end mid-cube.
     // (`set_fused_shape` is process-wide: tests running alongside may launch these shapes too,
     // which changes nothing they check.)
-    use bit_axon_kernels::scan::{FusedShape, fused_plan, set_fused_shape};
+    use bit_axon_kernels::scan::{FusedShape, fused_plan, last_fused_plan, set_fused_shape};
     let flex = Device::flex();
     flex.seed(21);
     // (g, threads, tokens per block, unrolled tokens: 0 = all). `g = N` (16 at N = 16, 12 at
@@ -114,36 +114,52 @@ fn every_fused_shape_equals_reference() {
         (4, 64, 8, 8),
         (12, 32, 8, 2),
     ];
+    // Plane sums of `y` (`p`), where the device has fixed-size planes (else the shared-memory
+    // sum runs: `last_fused_plan` says which).
+    let plane_shapes = [(8, 128, 16, 0), (4, 64, 8, 0), (2, 32, 8, 0), (8, 96, 8, 2)];
+    let shapes = shapes
+        .iter()
+        .map(|&(g, threads, tb, tu)| FusedShape { g, threads, tb, tu, plane: false })
+        .chain(plane_shapes.iter().map(|&(g, threads, tb, tu)| FusedShape { g, threads, tb, tu, plane: true }));
     // N = 12: 3 units per channel, so 128 threads hold 42 channels and launch 126.
     // L = 37 ends mid-block; 64: whole blocks only; 1: one token.
-    let cases = [(2, 37, 70, 16, 0.1), (1, 19, 33, 8, 0.0), (1, 21, 90, 12, 0.0), (3, 64, 40, 16, 0.3), (1, 1, 20, 16, 0.0)];
+    let cases =
+        [(2, 37, 70, 16, 0.1), (1, 19, 33, 8, 0.0), (1, 21, 90, 12, 0.0), (3, 64, 40, 16, 0.3), (1, 1, 20, 16, 0.0)];
     for (b, l, e, n, p) in cases {
         let (input, h0) = inputs(b, l, e, n, 0.5, p, &flex);
         let (yr, hr) = scan_sequential(input.clone(), h0.clone());
         let (yr, hr) = (to_vec(yr), to_vec(hr));
         let (gi, gh) = to_dev(&input, &h0, &gpu());
-        for (g, threads, tb, tu) in shapes {
-            let shape = FusedShape { g, threads, tb, tu };
+        for shape in shapes.clone() {
             if !shape.valid_for(n) {
                 continue;
             }
             set_fused_shape(Some(shape));
-            assert_eq!(fused_plan(b, e, n, 48 * 1024).shape, shape, "{shape:?} should fit 48 KiB");
+            // Where `N / g` does not allow plane sums, the plan drops them.
+            let want = FusedShape { plane: shape.plane_sums(n, Some(32)), ..shape };
+            assert_eq!(fused_plan(b, e, n, 48 * 1024, Some(32)).shape, want, "{shape:?} should fit 48 KiB");
             let (y, h) = kernel(gi.clone(), gh.clone(), None);
-            let what = format!("B{b} L{l} E{e} N{n} {shape:?}");
-            assert_close(&format!("{what} y"), &to_vec(y), &yr, 1e-4);
+            let y = to_vec(y);
+            // Read after the results: a fusion backend launches on reading.
+            let ran = last_fused_plan().expect("a fused launch").shape;
+            assert_eq!(ran.g, shape.g);
+            let what = format!("B{b} L{l} E{e} N{n} {ran:?}");
+            assert_close(&format!("{what} y"), &y, &yr, 1e-4);
             assert_close(&format!("{what} h"), &to_vec(h), &hr, 1e-4);
         }
     }
     set_fused_shape(None);
     // The default: wider units only with enough channels for a large GPU.
-    assert_eq!(fused_plan(8, 7680, 16, 48 * 1024).shape.g, 16);
-    assert_eq!(fused_plan(2, 7680, 16, 48 * 1024).shape.g, 16);
-    assert_eq!(fused_plan(1, 7680, 16, 48 * 1024).shape.g, 4);
-    assert_eq!(fused_plan(8, 7680, 12, 48 * 1024).shape.g, 12);
-    assert_eq!(fused_plan(8, 7680, 32, 48 * 1024).shape.g, 8);
-    assert_eq!(fused_plan(1, 64, 16, 48 * 1024).shape.g, 4);
-    let shape = |g, threads, tb, tu| FusedShape { g, threads, tb, tu };
+    assert_eq!(fused_plan(8, 7680, 16, 48 * 1024, Some(32)).shape.g, 16);
+    assert_eq!(fused_plan(2, 7680, 16, 48 * 1024, Some(32)).shape.g, 16);
+    assert_eq!(fused_plan(1, 7680, 16, 48 * 1024, Some(32)).shape.g, 4);
+    assert_eq!(fused_plan(8, 7680, 12, 48 * 1024, Some(32)).shape.g, 12);
+    assert_eq!(fused_plan(8, 7680, 32, 48 * 1024, Some(32)).shape.g, 8);
+    assert_eq!(fused_plan(1, 64, 16, 48 * 1024, Some(32)).shape.g, 4);
+    // Plane sums by default where units share a channel and the device has fixed planes.
+    assert!(fused_plan(1, 7680, 16, 48 * 1024, Some(32)).shape.plane);
+    assert!(!fused_plan(1, 7680, 16, 48 * 1024, None).shape.plane);
+    let shape = |g, threads, tb, tu| FusedShape { g, threads, tb, tu, plane: false };
     assert!(!shape(3, 64, 16, 0).valid_for(16), "g must divide N");
     assert!(!shape(16, 8, 16, 0).valid_for(16), "a block needs a thread per token");
     assert!(!shape(1, 8, 4, 0).valid_for(16), "a cube holds a whole channel");
@@ -151,6 +167,14 @@ fn every_fused_shape_equals_reference() {
     assert!("8x64x16".parse::<FusedShape>() == Ok(shape(8, 64, 16, 0)));
     assert!("16x128x16x4".parse::<FusedShape>() == Ok(shape(16, 128, 16, 4)));
     assert!("8x64".parse::<FusedShape>().is_err());
+    assert!("8x128x16p".parse::<FusedShape>() == Ok(FusedShape { plane: true, ..shape(8, 128, 16, 0) }));
+    // Plane sums need planes that the channel's units divide; without them the plan drops them.
+    set_fused_shape(Some(FusedShape { plane: true, ..shape(8, 128, 16, 0) }));
+    assert!(fused_plan(8, 7680, 16, 48 * 1024, Some(32)).shape.plane);
+    assert!(!fused_plan(8, 7680, 16, 48 * 1024, None).shape.plane);
+    set_fused_shape(Some(FusedShape { plane: true, ..shape(16, 128, 16, 0) }));
+    assert!(!fused_plan(8, 7680, 16, 48 * 1024, Some(32)).shape.plane, "one unit per channel sums nothing");
+    set_fused_shape(None);
 }
 
 #[test]

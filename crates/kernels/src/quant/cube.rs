@@ -9,15 +9,6 @@ use cubecl::{CubeCount, CubeDim};
 use super::kernels::*;
 use super::{GEMV_MAX_ROWS, GemvKernel, QuantMatmulBackend};
 
-/// The plane size when the device has plane operations and a fixed plane size (what
-/// [`quant_gemv_stream`]'s reduction assumes), else `None`.
-fn fixed_plane(client: &cubecl::client::Client) -> Option<usize> {
-    let props = client.properties();
-    let hw = &props.hardware;
-    let ops = props.features.plane.contains(cubecl::ir::features::Plane::Ops);
-    (ops && hw.plane_size_min == hw.plane_size_max && hw.plane_size_min > 0).then_some(hw.plane_size_min as usize)
-}
-
 static STREAM_LAUNCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// How many times this process launched [`quant_gemv_stream`] (`GemvKernel::Stream` falls back to
@@ -138,7 +129,7 @@ impl QuantMatmulBackend for CubeBackend {
         let kernel = GemvKernel::from_index(gemv).resolve(n, k);
         // `Stream` needs plane operations of a fixed size (else `Rows` runs); `StreamWith` runs on
         // any device, summing through shared memory alone where planes do not fit.
-        let plane = fixed_plane(&x.client);
+        let plane = crate::fixed_plane(&x.client);
         if let Some((rpc, per)) = kernel.stream()
             && m <= STREAM_MAX_ROWS
             && (plane.is_some() || kernel != GemvKernel::Stream)

@@ -28,6 +28,14 @@ pub fn fused_launches() -> usize {
     FUSED_LAUNCHES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+static LAST_FUSED_PLAN: std::sync::Mutex<Option<FusedPlan>> = std::sync::Mutex::new(None);
+
+/// The plan of this process's latest [`scan_fused`] launch: what ran, after the launcher's
+/// adjustments to the device (plane sums only with fixed-size planes, blocks that fit).
+pub fn last_fused_plan() -> Option<FusedPlan> {
+    *LAST_FUSED_PLAN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Whether [`scan_fused`] runs for state size `n`: `n` a multiple of 4, at most [`FUSED_MAX_N`].
 pub fn fused_supported(n: usize) -> bool {
     n > 0 && n % 4 == 0 && n <= FUSED_MAX_N
@@ -45,11 +53,16 @@ pub struct FusedShape {
     /// Tokens per unrolled step within a block (a divisor of `tb`; 0: the whole block). Fewer
     /// leave NVCC less room to hoist a block's loads and decays, and so fewer registers.
     pub tu: usize,
+    /// With several units per channel (`g < N`), sum their parts of `y` by plane shuffles (the
+    /// channel's units are neighbouring lanes) instead of through shared memory one block later.
+    /// Needs plane operations of a fixed size that `N / g` divides; elsewhere the shared-memory sum
+    /// runs (see [`FusedPlan::plane`]).
+    pub plane: bool,
 }
 
 impl Default for FusedShape {
     fn default() -> Self {
-        Self { g: FUSED_STATES_PER_UNIT, threads: FUSED_THREADS, tb: FUSED_BLOCK, tu: 0 }
+        Self { g: FUSED_STATES_PER_UNIT, threads: FUSED_THREADS, tb: FUSED_BLOCK, tu: 0, plane: false }
     }
 }
 
@@ -67,14 +80,27 @@ impl FusedShape {
     /// - else 8 states per unit where that leaves `B·E·N/8 ≥ FUSED_WIDE_UNITS` threads (N = 32);
     /// - else 4: at B = 1 (7,680 channels) every wider unit leaves too few threads to hide
     ///   latency (0.62 ms with 4, 0.75 with 16).
+    ///
+    /// With several units per channel their parts of `y` are summed in planes where the device
+    /// allows it (run 14: 0.606 against 0.647 ms at B = 1; at B = 4 and 8, 4 and 8 states per unit
+    /// stay 20–45 % slower than one unit per channel with plane sums too).
     pub fn for_shape(bsz: usize, e: usize, n: usize) -> Self {
+        let plane = Self { plane: true, ..Self::default() };
         if n <= 16 && bsz * e >= FUSED_CHANNEL_UNITS {
-            Self { g: n, ..Self::default() }
+            Self { g: n, ..plane }
         } else if n % 8 == 0 && bsz * e * n / 8 >= FUSED_WIDE_UNITS {
-            Self { g: 8, ..Self::default() }
+            Self { g: 8, ..plane }
         } else {
-            Self::default()
+            plane
         }
+    }
+
+    /// Whether a launch of this shape for `n` states sums `y` in planes of `plane` lanes: asked
+    /// for (`plane`), several units per channel, a power of two up to 8 of them, that divides the
+    /// plane size.
+    pub fn plane_sums(&self, n: usize, plane: Option<usize>) -> bool {
+        let ng = n / self.g.max(1);
+        self.plane && ng > 1 && ng <= 8 && ng.is_power_of_two() && plane.is_some_and(|p| p % ng == 0)
     }
 
     /// Whether this shape can run `n` states: `g` divides `n`, and a cube holds at least one whole
@@ -92,29 +118,38 @@ impl FusedShape {
 
 impl std::str::FromStr for FusedShape {
     type Err = String;
-    /// `g x threads x tb [x tu]`, e.g. `8x64x16` or `16x128x16x4`.
+    /// `g x threads x tb [x tu] [p]`, e.g. `8x64x16`, `16x128x16x4` or `8x128x16p` (`p`: plane sums).
     fn from_str(s: &str) -> Result<Self, String> {
-        let v: Vec<usize> = s
+        let t = s.trim();
+        let (t, plane) = match t.strip_suffix('p') {
+            Some(t) => (t, true),
+            None => (t, false),
+        };
+        let v: Vec<usize> = t
             .split('x')
             .map(|p| p.trim().parse::<usize>())
             .collect::<Result<_, _>>()
             .map_err(|e| format!("fused shape `{s}`: {e}"))?;
         match v[..] {
-            [g, threads, tb] => Ok(Self { g, threads, tb, tu: 0 }),
-            [g, threads, tb, tu] => Ok(Self { g, threads, tb, tu }),
-            _ => Err(format!("fused shape `{s}`: expected `g x threads x tokens [x unrolled]`, e.g. `4x128x16`")),
+            [g, threads, tb] => Ok(Self { g, threads, tb, tu: 0, plane }),
+            [g, threads, tb, tu] => Ok(Self { g, threads, tb, tu, plane }),
+            _ => Err(format!(
+                "fused shape `{s}`: expected `g x threads x tokens [x unrolled] [p]`, e.g. `4x128x16` or `8x128x16p`"
+            )),
         }
     }
 }
 
-/// `g | threads << 8 | tb << 24 | tu << 40`, 0 for none (see [`set_fused_shape`]).
+/// `g | threads << 8 | tb << 24 | tu << 40 | plane << 56`, 0 for none (see [`set_fused_shape`]).
 static FUSED_OVERRIDE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Makes every later [`scan_fused`] launch in this process use `shape` where it is valid for the
 /// launch's `N` (`None`: the default plan). For benchmarks and tests that time or check other
 /// shapes; any valid shape gives the same result up to rounding.
 pub fn set_fused_shape(shape: Option<FusedShape>) {
-    let v = shape.map_or(0, |s| (s.g as u64) | (s.threads as u64) << 8 | (s.tb as u64) << 24 | (s.tu as u64) << 40);
+    let v = shape.map_or(0, |s| {
+        (s.g as u64) | (s.threads as u64) << 8 | (s.tb as u64) << 24 | (s.tu as u64) << 40 | (s.plane as u64) << 56
+    });
     FUSED_OVERRIDE.store(v, std::sync::atomic::Ordering::Relaxed);
 }
 
@@ -125,6 +160,7 @@ fn fused_override() -> Option<FusedShape> {
         threads: ((v >> 8) & 0xffff) as usize,
         tb: ((v >> 24) & 0xffff) as usize,
         tu: ((v >> 40) & 0xffff) as usize,
+        plane: (v >> 56) & 1 == 1,
     })
 }
 
@@ -150,7 +186,7 @@ impl FusedPlan {
     pub fn shared_bytes(&self, n: usize) -> usize {
         let ng = n / self.shape.g;
         let tb = self.shape.tb;
-        let ybuf = if ng == 1 { 0 } else { 2 * tb * ng * self.row };
+        let ybuf = if ng == 1 || self.shape.plane { 0 } else { 2 * tb * ng * self.row };
         4 * (2 * (2 * tb * self.cpc + 2 * tb * n + tb) + ybuf)
     }
 
@@ -162,10 +198,12 @@ impl FusedPlan {
 }
 
 /// The plan for a `[B, ·, E]` scan of `N` states with `max_shared` bytes of shared memory per
-/// cube: the shape set by [`set_fused_shape`] when it is valid for `n`, else
-/// [`FusedShape::for_shape`]; blocks are halved until the buffers fit.
-pub fn fused_plan(bsz: usize, e: usize, n: usize, max_shared: usize) -> FusedPlan {
-    let shape = fused_override().filter(|s| s.valid_for(n)).unwrap_or_else(|| FusedShape::for_shape(bsz, e, n));
+/// cube and planes of `plane` lanes (`None`: no plane operations, or no fixed plane size): the
+/// shape set by [`set_fused_shape`] when it is valid for `n`, else [`FusedShape::for_shape`];
+/// plane sums only where `N / g` divides the plane; blocks are halved until the buffers fit.
+pub fn fused_plan(bsz: usize, e: usize, n: usize, max_shared: usize, plane: Option<usize>) -> FusedPlan {
+    let mut shape = fused_override().filter(|s| s.valid_for(n)).unwrap_or_else(|| FusedShape::for_shape(bsz, e, n));
+    shape.plane = shape.plane_sums(n, plane);
     let ng = n / shape.g;
     let cpc = shape.threads / ng;
     let lanes = 32 / ng;
@@ -267,7 +305,7 @@ impl SelectiveScanBackend for CubeBackend {
         if chunk == 0 && fused_supported(n) {
             // 48 KiB: the most a CUDA kernel gets without opting in to more.
             let max_shared = x.client.properties().hardware.max_shared_memory_size.min(48 * 1024);
-            let plan = fused_plan(bsz, e, n, max_shared);
+            let plan = fused_plan(bsz, e, n, max_shared, crate::fixed_plane(&x.client));
             let dim = CubeDim::new_1d(plan.threads(n) as u32);
             let count = CubeCount::Static(e.div_ceil(plan.cpc) as u32, bsz as u32, 1);
             // CUDA's `ex2.approx` (inline PTX) for the decay; other runtimes use `exp`.
@@ -296,10 +334,12 @@ impl SelectiveScanBackend for CubeBackend {
                     plan.shape.tb,
                     plan.unrolled(),
                     fast,
+                    plan.shape.plane,
                     ty,
                 );
             }
             FUSED_LAUNCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            *LAST_FUSED_PLAN.lock().unwrap_or_else(|e| e.into_inner()) = Some(plan);
             return out;
         }
         let chunk = if chunk == 0 { auto_chunk(bsz, len, e) } else { chunk.min(len) };

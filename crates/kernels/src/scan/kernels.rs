@@ -614,8 +614,10 @@ fn fused_flush<F: Float>(
 
 /// Advances one unit's `g` states over the block at `t0` from stage buffer `cur`, and writes its
 /// part of each token's `y` into `ybuf[cur]`, or, with one unit per channel (`g = N`), the whole
-/// `y` straight into `out` at `obase + j·E` (`live`: the channel exists). The block runs in steps
-/// of `tu` unrolled tokens. `check`: tokens past `len` are skipped (last block).
+/// `y` straight into `out` at `obase + j·E` (`live`: the channel exists). With `psum` the
+/// channel's units (neighbouring lanes) sum their parts by plane shuffles and the first stores
+/// it. The block runs in steps of `tu` unrolled tokens. `check`: tokens past `len` are skipped
+/// (last block).
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn fused_tokens<F: Float>(
@@ -639,6 +641,7 @@ fn fused_tokens<F: Float>(
     #[comptime] tb: usize,
     #[comptime] tu: usize,
     #[comptime] fast: bool,
+    #[comptime] psum: bool,
     #[comptime] check: bool,
 ) {
     let ng = comptime!(n / g);
@@ -670,6 +673,21 @@ fn fused_tokens<F: Float>(
                     if live {
                         out[ob + comptime!(j) * e_dim] = F::cast_from(y);
                     }
+                } else if comptime!(psum) {
+                    // A channel's `ng` units are neighbouring lanes of one plane.
+                    let mut yt = y;
+                    if comptime!(ng >= 2) {
+                        yt += plane_shuffle_xor(yt, 1u32);
+                    }
+                    if comptime!(ng >= 4) {
+                        yt += plane_shuffle_xor(yt, 2u32);
+                    }
+                    if comptime!(ng >= 8) {
+                        yt += plane_shuffle_xor(yt, 4u32);
+                    }
+                    if s == 0 && live {
+                        out[ob + comptime!(j) * e_dim] = F::cast_from(yt);
+                    }
                 } else {
                     ybuf[yb + comptime!(j * ng * row)] = y;
                 }
@@ -684,7 +702,8 @@ fn fused_tokens<F: Float>(
 /// reset` in shared memory (requested one block ahead, one sync per block), and each unit's part of
 /// `y` goes through shared memory to be summed over the channel's units one block later (with
 /// one unit per channel, `g = N`, it is stored directly: neighbouring threads, neighbouring
-/// channels). Blocks run in unrolled steps of `tu` tokens. Reads
+/// channels; with `psum`, plane shuffles sum a channel's units and `y` is stored directly too).
+/// Blocks run in unrolled steps of `tu` tokens. Reads
 /// `x, dt, B, C` once and writes `y` and the final state into the packed `out [B, L + N, E]`.
 /// `fast`: CUDA's `ex2.approx` for the decay (see [`decay`]).
 #[cube(launch_unchecked)]
@@ -706,6 +725,7 @@ pub fn scan_fused<F: Float>(
     #[comptime] tb: usize,
     #[comptime] tu: usize,
     #[comptime] fast: bool,
+    #[comptime] psum: bool,
     #[define(F)] _dtype: ElemType,
 ) {
     let len = x.shape(1);
@@ -741,8 +761,9 @@ pub fn scan_fused<F: Float>(
     let kx = comptime!((tb * cpc).div_ceil(threads));
     let kb = comptime!((tb * n).div_ceil(threads));
     let size = comptime!(2 * tb * cpc + 2 * tb * n + tb);
-    // One unit per channel: `y` goes straight out, no `y` buffers.
-    let ysize = comptime!(if ng == 1 { 1 } else { tb * ng * row });
+    // One unit per channel, or plane sums: `y` goes straight out, no `y` buffers.
+    let ybufs = comptime!(ng > 1 && !psum);
+    let ysize = comptime!(if ybufs { tb * ng * row } else { 1 });
     let mut stage = Shared::<[f32]>::new_slice(comptime!(2 * size));
     let mut ybuf = Shared::<[f32]>::new_slice(comptime!(2 * ysize));
     let mut r = Array::<f32>::new(comptime!(2 * kx + 2 * kb + 1));
@@ -756,7 +777,7 @@ pub fn scan_fused<F: Float>(
         if blk + 1 < blocks {
             fused_fetch::<F>(x, dt, reset, bm, cm, &mut r, b, fch, t0 + tb, n, cpc, threads, tb);
         }
-        if comptime!(ng > 1) {
+        if comptime!(ybufs) {
             if blk > 0 {
                 fused_flush::<F>(&ybuf, out, 1 - cur, b, fch, flive, t0 - tb, len, n, ng, cpc, row, threads, tb);
             }
@@ -767,12 +788,12 @@ pub fn scan_fused<F: Float>(
         if t0 + tb <= len {
             fused_tokens::<F>(
                 &stage, &mut ybuf, out, &mut h, &av, dv, cur, s, c, t0, len, obase, valid, n, g, cpc, row, tb, tu,
-                fast, false,
+                fast, psum, false,
             );
         } else {
             fused_tokens::<F>(
                 &stage, &mut ybuf, out, &mut h, &av, dv, cur, s, c, t0, len, obase, valid, n, g, cpc, row, tb, tu,
-                fast, true,
+                fast, psum, true,
             );
         }
         if blk + 1 < blocks {
@@ -780,7 +801,7 @@ pub fn scan_fused<F: Float>(
         }
         sync_cube();
     }
-    if comptime!(ng > 1) {
+    if comptime!(ybufs) {
         if blocks > 0 {
             let last = blocks - 1;
             fused_flush::<F>(&ybuf, out, last % 2, b, fch, flive, last * tb, len, n, ng, cpc, row, threads, tb);

@@ -25,7 +25,7 @@ use burn::prelude::*;
 
 pub use cube::{
     BWD_CHUNK, BWD_WIDTH, FusedPlan, FusedShape, auto_chunk, fused_launches, fused_plan, fused_supported,
-    set_fused_shape,
+    last_fused_plan, set_fused_shape,
 };
 
 /// The scan as a backend extension: implemented for CubeCL backends (`Cube`), lazily for `Fusion`
