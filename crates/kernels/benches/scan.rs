@@ -10,8 +10,8 @@
 //! Knobs (env): `SCAN_BENCH_E` (7680), `SCAN_BENCH_N` (16), `SCAN_BENCH_BATCHES` ("1,2,4,8"),
 //! `SCAN_BENCH_LENS` ("512,1024,2048,4096,8192"), `SCAN_BENCH_ITERS` (5), `SCAN_BENCH_COPY_LOG2` (30), `SCAN_BENCH_BASELINE`
 //! ("1,512;1,2048": the `B,L` shapes timed through the plain-tensor path as well), `SCAN_BENCH_SHAPES`
-//! (`g x threads x tokens [x unrolled tokens]` of the single-pass forward to time, `;`-separated,
-//! e.g. "4x128x16;16x128x16x4"; default: the launcher's default plan only), `SCAN_BENCH_ROUNDS`
+//! (`g x threads x tokens [x unrolled tokens] [p]` of the single-pass forward to time, `;`-separated,
+//! e.g. "4x128x16;16x128x16x4;4x128x16p", `p`: plane sums; default: the launcher's default plan only), `SCAN_BENCH_ROUNDS`
 //! (1; more: each shape's forward timed that many more times, round-robin across the shapes, with
 //! median, min, max and spread per shape: runs on the H200 differ by up to 5 % between calls, so
 //! close variants are compared within one call and over several rounds).
@@ -249,18 +249,19 @@ fn main() {
             // the run falls on all shapes alike.
             if rounds > 1 {
                 let mut times = vec![Vec::new(); shapes.len()];
+                // The plan each shape ran, as the launcher recorded it after its calls.
+                let mut plans = vec![None; shapes.len()];
                 for _ in 0..rounds {
                     for (si, shape) in shapes.iter().enumerate() {
                         set_fused_shape(*shape);
                         let t = time_dev(&dev, iters, || kernel_fwd(&input, &h0))
                             .unwrap_or_else(|| time(&dev, iters, || kernel_fwd(&input, &h0)));
                         times[si].push(t);
+                        plans[si] = last_fused_plan();
                     }
                 }
-                for (shape, t) in shapes.iter().zip(times.iter_mut()) {
-                    set_fused_shape(*shape);
-                    kernel_fwd(&input, &h0).0.probe();
-                    let plan = last_fused_plan().unwrap_or_else(|| fused_plan(b, e, n, max_shared, None));
+                for (plan, t) in plans.into_iter().zip(times.iter_mut()) {
+                    let plan = plan.unwrap_or_else(|| fused_plan(b, e, n, max_shared, None));
                     t.sort_by(f64::total_cmp);
                     let (lo, med, hi) = (t[0], t[t.len() / 2], t[t.len() - 1]);
                     repeats.push(format!(

@@ -56,7 +56,7 @@ pub struct FusedShape {
     /// With several units per channel (`g < N`), sum their parts of `y` by plane shuffles (the
     /// channel's units are neighbouring lanes) instead of through shared memory one block later.
     /// Needs plane operations of a fixed size that `N / g` divides; elsewhere the shared-memory sum
-    /// runs (see [`FusedPlan::plane`]).
+    /// runs (see [`FusedShape::plane_sums`]).
     pub plane: bool,
 }
 
