@@ -3,8 +3,9 @@
 //! copy bandwidth and the speed-up over a dense f16 matmul of the same shape, all measured in the
 //! same run. Also the plain-tensor path (dequantize then f32 matmul) and, for the GEMM, the
 //! transposed product (QLoRA's input gradient). Each shape is checked against the plain path.
-//! Every GEMV kernel ([`GemvKernel`]: `Lanes`, `Rows` (and at 4 outputs per cube), `Auto` (the default), `Stream` (and,
-//! for NF4, `StreamWith` at 4, 8, 16 rows per chunk × 1, 2, 4, 8 chunks per cube)) is timed, each
+//! Every GEMV kernel ([`GemvKernel`]: `Lanes`, `Rows` (and at 4 outputs per cube), `Stream`, `Auto`
+//! (the default, i.e. `Slices` with its automatic split) and `Slices` (and, for NF4, the `StreamWith`
+//! sweep and the fixed `Slices` splits of `QBENCH_SLICES`)) is timed, each
 //! in its own table row.
 //!
 //! ```sh
@@ -20,7 +21,8 @@
 //! time), `QBENCH_BLOCKER` (4096: side of the blocker's f32 matmul), `QBENCH_COPY_LOG2` (30),
 //! `QBENCH_ROTATE_MB` (256: the 4-bit GEMV calls cycle through copies of the weight adding up to at
 //! least this much, so each call reads its weight from DRAM, not from the L2 the last call filled;
-//! 1: one copy, as in runs 1-9), `QBENCH_SWEEP` (0: skip the `StreamWith` sweep).
+//! 1: one copy, as in runs 1-9), `QBENCH_SWEEP` (0: skip the `StreamWith` sweep), `QBENCH_SLICES`
+//! (the fixed `Slices` splits timed, `lanesxrowsxdepth,…`).
 //!
 //! Three figures per call:
 //! - **wall**: `iters` calls launched back to back, their outputs kept, then one device sync; the
@@ -104,8 +106,29 @@ fn time_probe(dev: &Device, iters: usize, mut f: impl FnMut() -> Tensor<2>) -> f
 
 /// The GEMV kernels timed per shape (`Rows` and `Stream` pick their parameters themselves; the
 /// fixed ones show what the choice is worth; the fixed `StreamWith` sweep runs on NF4 only).
-const KERNELS: [GemvKernel; 5] =
-    [GemvKernel::Lanes, GemvKernel::Rows, GemvKernel::RowsPerCube(4), GemvKernel::Stream, GemvKernel::Auto];
+const KERNELS: [GemvKernel; 6] = [
+    GemvKernel::Lanes,
+    GemvKernel::Rows,
+    GemvKernel::RowsPerCube(4),
+    GemvKernel::Stream,
+    GemvKernel::Auto,
+    GemvKernel::Slices { lanes: 0, rows: 0, depth: 0 },
+];
+
+/// Fixed `Slices` splits timed per NF4 shape: `QBENCH_SLICES`, a list of `lanesxrowsxdepth`
+/// (default `16x4x1,16x2x2,32x2x2,32x1x4`, the automatic candidates; empty: none).
+fn slice_sweep() -> Vec<GemvKernel> {
+    let list = std::env::var("QBENCH_SLICES").unwrap_or_else(|_| "16x4x1,16x2x2,32x2x2,32x1x4".into());
+    list.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            let v: Vec<usize> =
+                s.split('x').map(|x| x.trim().parse().expect("QBENCH_SLICES: LANESxROWSxDEPTH,..")).collect();
+            assert!(v.len() == 3, "QBENCH_SLICES: LANESxROWSxDEPTH,.. (got {s})");
+            GemvKernel::Slices { lanes: v[0], rows: v[1], depth: v[2] }
+        })
+        .collect()
+}
 
 /// `StreamWith` rows per chunk × chunks per cube swept per NF4 shape (none with `QBENCH_SWEEP=0`).
 fn stream_sweep() -> Vec<GemvKernel> {
@@ -477,11 +500,16 @@ fn main() {
     };
     guarded("floor Rows".into(), &|| floor(GemvKernel::Rows));
     guarded("floor Stream".into(), &|| floor(GemvKernel::Stream));
+    guarded("floor Slices".into(), &|| floor(GemvKernel::Slices { lanes: 0, rows: 0, depth: 0 }));
     println!();
     println!("GEMV, batch 1, the other kernels (same columns):");
     header();
     for c in &cases {
-        let sweep = if c.format == QuantFormat::Nf4 { stream_sweep() } else { Vec::new() };
+        let sweep = if c.format == QuantFormat::Nf4 {
+            stream_sweep().into_iter().chain(slice_sweep()).collect()
+        } else {
+            Vec::new()
+        };
         for kernel in KERNELS.into_iter().filter(|&k| k != GemvKernel::Lanes).chain(sweep) {
             guarded(format!("{} | {} | {:?} | {kernel:?}", c.d_in, c.d_out, c.format), &|| gemv_row(c, kernel));
         }

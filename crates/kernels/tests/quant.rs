@@ -74,6 +74,7 @@ fn cases() -> Vec<Case> {
 fn forward_matches_plain_path() {
     let (gpu, cpu) = (gpu(), Device::flex());
     let stream_before = bit_axon_kernels::quant::stream_launches();
+    let slices_before = bit_axon_kernels::quant::slice_launches();
     for (ci, c) in cases().iter().enumerate() {
         let m = matrix(c.format, c.n, c.k, c.gs, ci as u64);
         let (lg, lc) = (QuantLinear::from_matrix(&m, &gpu), QuantLinear::from_matrix(&m, &cpu));
@@ -89,7 +90,7 @@ fn forward_matches_plain_path() {
                 // only: each shape is a JIT compile.
                 let keep = |g: &GemvKernel| match g {
                     GemvKernel::RowsPerCube(_) => rows == 1 || rows == 3,
-                    GemvKernel::StreamWith { .. } => rows <= 2,
+                    GemvKernel::StreamWith { .. } | GemvKernel::Slices { .. } => rows <= 2,
                     _ => true,
                 };
                 for gemv in GemvKernel::ALL.into_iter().filter(keep) {
@@ -104,6 +105,9 @@ fn forward_matches_plain_path() {
     let launches = bit_axon_kernels::quant::stream_launches() - stream_before;
     eprintln!("quant_gemv_stream launches: {launches}");
     assert!(launches > 0, "the streaming GEMV never ran");
+    let slices = bit_axon_kernels::quant::slice_launches() - slices_before;
+    eprintln!("quant_gemv_slices launches: {slices}");
+    assert!(slices > 0, "the slices GEMV never ran");
 }
 
 /// `t [r, c]` as a view into a wider `[r, c + pad]` buffer: rows contiguous, row stride above the
@@ -137,7 +141,7 @@ fn weights_with_padded_rows_match_plain_path() {
             let x = Tensor::<2>::random([rows, c.k], Distribution::Uniform(-1.0, 1.0), &cpu);
             let want = to_vec(QuantizedWeight::forward(&lc, x.clone()));
             for gemv in
-                [GemvKernel::Lanes, GemvKernel::Rows, GemvKernel::Stream, GemvKernel::StreamWith { rows: 2, chunks: 2 }]
+                [GemvKernel::Lanes, GemvKernel::Rows, GemvKernel::Stream, GemvKernel::StreamWith { rows: 2, chunks: 2 }, GemvKernel::Slices { lanes: 0, rows: 0, depth: 0 }]
             {
                 let got = to_vec(quant_linear_with(x.clone().to_device(&gpu), &w, gemv));
                 let what = format!("padded rows {:?} out={} in={} rows={rows} {gemv:?}", c.format, c.n, c.k);

@@ -7,9 +7,17 @@ use burn_cubecl::{CubeBackend, tensor::CubeTensor};
 use cubecl::{CubeCount, CubeDim};
 
 use super::kernels::*;
+use super::slices::{quant_gemv_slices, slice_plan, slice_shared_bytes, slice_sum_bytes};
 use super::{GEMV_MAX_ROWS, GemvKernel, QuantMatmulBackend};
 
 static STREAM_LAUNCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static SLICE_LAUNCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many times this process launched [`quant_gemv_slices`] (`GemvKernel::Slices` falls back to
+/// `Rows` where `x` does not fit in shared memory or `M` is above `SLICE_MAX_ROWS`).
+pub fn slice_launches() -> usize {
+    SLICE_LAUNCHES.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// How many times this process launched [`quant_gemv_stream`] (`GemvKernel::Stream` falls back to
 /// `Rows` on devices without a fixed plane size): lets tests and benchmarks see which GEMV ran.
@@ -124,12 +132,46 @@ impl QuantMatmulBackend for CubeBackend {
         let out = crate::empty_dense(&x, Shape::new([m, n]), x.dtype);
         let dtypes = [dtype_to_storage_type(x.dtype), dtype_to_storage_type(w.packed.dtype)];
         let k = w.packed.meta.shape()[1] * 8;
-        let max_shared = x.client.properties().hardware.max_shared_memory_size.min(GEMV2_MAX_SHARED);
+        let max_shared_all = x.client.properties().hardware.max_shared_memory_size;
+        let max_shared = max_shared_all.min(GEMV2_MAX_SHARED);
         let sms = x.client.properties().hardware.num_streaming_multiprocessors.unwrap_or(64) as usize;
         let kernel = GemvKernel::from_index(gemv).resolve(n, k);
         // `Stream` needs plane operations of a fixed size (else `Rows` runs); `StreamWith` runs on
         // any device, summing through shared memory alone where planes do not fit.
         let plane = crate::fixed_plane(&x.client);
+        if let GemvKernel::Slices { lanes, rows, depth } = kernel
+            && let Some(plan) =
+                slice_plan(n, k, m, group_size, w.packed.meta.strides()[0], sms, max_shared_all, (lanes, rows, depth))
+        {
+            let plane_ops = plane.is_some_and(|p| p % plan.lpr == 0);
+            let sums = if plane_ops { 0 } else { slice_sum_bytes(m, plan.rpl) };
+            if slice_shared_bytes(m, k) + sums <= max_shared_all {
+                quant_gemv_slices::launch(
+                    &x.client,
+                    CubeCount::Static(n.div_ceil(plan.rows_per_cube()) as u32, 1, 1),
+                    CubeDim::new_1d(super::slices::SLICE_THREADS as u32),
+                    plan.vw,
+                    x.clone().into_tensor_arg(),
+                    w.packed.clone().into_tensor_arg(),
+                    w.scales.clone().into_tensor_arg(),
+                    w.biases.clone().into_tensor_arg(),
+                    w.lut.clone().into_tensor_arg(),
+                    out.clone().into_tensor_arg(),
+                    m,
+                    k,
+                    plan.vw,
+                    plan.lpr,
+                    plan.rpl,
+                    plan.depth,
+                    plane_ops,
+                    group_size,
+                    has_bias,
+                    dtypes,
+                );
+                SLICE_LAUNCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return out;
+            }
+        }
         if let Some((rpc, per)) = kernel.stream()
             && m <= STREAM_MAX_ROWS
             && (plane.is_some() || kernel != GemvKernel::Stream)
@@ -172,7 +214,11 @@ impl QuantMatmulBackend for CubeBackend {
             GemvKernel::Lanes => None,
             // `Rows`, and `Stream`'s fallback (plane size not fixed, or `M` above
             // `STREAM_MAX_ROWS`).
-            GemvKernel::Rows | GemvKernel::Stream | GemvKernel::StreamWith { .. } | GemvKernel::Auto => {
+            GemvKernel::Rows
+            | GemvKernel::Stream
+            | GemvKernel::StreamWith { .. }
+            | GemvKernel::Slices { .. }
+            | GemvKernel::Auto => {
                 Some(rows_per_cube(gemv2_max_rows_per_cube(m), n, sms))
             }
             GemvKernel::RowsPerCube(r) => Some(r.clamp(1, gemv2_max_rows_per_cube(m))),

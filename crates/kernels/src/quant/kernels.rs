@@ -340,7 +340,7 @@ pub fn quant_gemv_rows<F: Float, I: Int>(
 /// (the compiler folds the index's `·4` into the mask), where `(word >> 4j) & 15` then `·4`
 /// took three.
 #[cube]
-fn decode_word(table: &Shared<[f32]>, word: u32, vals: &mut Array<f32>) {
+pub(crate) fn decode_word(table: &Shared<[f32]>, word: u32, vals: &mut Array<f32>) {
     let even = (word << 2) & 0x3C3C_3C3Cu32;
     let odd = (word >> 2) & 0x3C3C_3C3Cu32;
     #[unroll]

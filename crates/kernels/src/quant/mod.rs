@@ -19,8 +19,9 @@
 mod autodiff;
 mod cube;
 pub mod kernels;
+pub mod slices;
 
-pub use cube::stream_launches;
+pub use cube::{slice_launches, stream_launches};
 
 use burn::backend::{Backend, backend_extension, tensor::FloatTensor, tensor::IntTensor};
 use burn::prelude::*;
@@ -51,10 +52,10 @@ pub enum GemvKernel {
     /// `M ≤ kernels::STREAM_MAX_ROWS` on devices with plane operations of a fixed size; `Rows`
     /// otherwise.
     Stream,
-    /// The default: `Stream` for weights with at least twice as many outputs as inputs
-    /// (`N ≥ 2·K`: the MLP's up and gate projections, where it took 15–54 % less device time
-    /// than `Rows` on an H200), `Rows` elsewhere (3–25 % less than `Stream` at the default
-    /// config's other shapes; `experiments/nf4-kernels/results.md` run 11).
+    /// The default: `Slices` with its automatic split (on an H200 it took 11–37 % less device
+    /// time than the better of `Rows` and `Stream` at each of the default config's shapes,
+    /// `experiments/nf4-kernels/results.md` runs 14–17); `Rows` where `Slices` does not apply
+    /// (`M > slices::SLICE_MAX_ROWS`, or `x` too long for shared memory).
     #[default]
     Auto,
     /// `Stream` with `rows` outputs per chunk (capped at `16 / M`; 0: its default) and `chunks`
@@ -62,15 +63,24 @@ pub enum GemvKernel {
     /// SM). Runs on any device: without plane operations of a fixed size, its sums go through
     /// shared memory alone (how the tests cover it on lavapipe).
     StreamWith { rows: usize, chunks: usize },
+    /// `slices::quant_gemv_slices`: each plane owns several rows, its lanes split `K` into long
+    /// strided slices (`lanes` lanes per row, `rows` rows per lane, `depth` vectors of each row per
+    /// step; 0: chosen from the shape, `slices::slice_plan`), `x` staged in shared memory, the next vector of every row in flight
+    /// while the current one is decoded, one shuffle sum per row. For
+    /// `M ≤ slices::SLICE_MAX_ROWS` when `x` fits in shared memory; `Rows` otherwise. Runs on any
+    /// device (shared-memory sums where planes are not of a fixed size).
+    Slices { lanes: usize, rows: usize, depth: usize },
 }
 
 /// Where `StreamWith` starts in [`GemvKernel`]'s `usize` encoding (`rows + 256·chunks`
 /// above it).
 const STREAM_INDEX: usize = 1 << 16;
+/// Where `Slices` starts (`lanes + 256·rows + 65536·depth` above it).
+const SLICE_INDEX: usize = 1 << 20;
 
 impl GemvKernel {
     /// The kernels the tests compare with the plain path.
-    pub const ALL: [GemvKernel; 8] = [
+    pub const ALL: [GemvKernel; 12] = [
         GemvKernel::Auto,
         GemvKernel::Lanes,
         GemvKernel::Rows,
@@ -79,6 +89,10 @@ impl GemvKernel {
         GemvKernel::Stream,
         GemvKernel::StreamWith { rows: 3, chunks: 3 },
         GemvKernel::StreamWith { rows: 16, chunks: 2 },
+        GemvKernel::Slices { lanes: 0, rows: 0, depth: 0 },
+        GemvKernel::Slices { lanes: 16, rows: 3, depth: 1 },
+        GemvKernel::Slices { lanes: 8, rows: 1, depth: 3 },
+        GemvKernel::Slices { lanes: 32, rows: 2, depth: 2 },
     ];
 
     /// The `usize` passed through the backend op.
@@ -90,6 +104,9 @@ impl GemvKernel {
             GemvKernel::RowsPerCube(r) => 2 + r.clamp(1, STREAM_INDEX - 4),
             GemvKernel::Auto => STREAM_INDEX - 1,
             GemvKernel::StreamWith { rows, chunks } => STREAM_INDEX + rows.min(255) + 256 * chunks.min(255),
+            GemvKernel::Slices { lanes, rows, depth } => {
+                SLICE_INDEX + lanes.min(255) + 256 * rows.min(255) + 65536 * depth.min(15)
+            }
         }
     }
 
@@ -100,15 +117,20 @@ impl GemvKernel {
             2 => GemvKernel::Stream,
             r if r == STREAM_INDEX - 1 => GemvKernel::Auto,
             r if r < STREAM_INDEX => GemvKernel::RowsPerCube(r - 2),
+            r if r >= SLICE_INDEX => GemvKernel::Slices {
+                lanes: (r - SLICE_INDEX) % 256,
+                rows: (r - SLICE_INDEX) / 256 % 256,
+                depth: (r - SLICE_INDEX) / 65536,
+            },
             r => GemvKernel::StreamWith { rows: (r - STREAM_INDEX) % 256, chunks: (r - STREAM_INDEX) / 256 },
         }
     }
 
-    /// The kernel `Auto` stands for on an `N × K` weight; any other kernel stands for itself.
-    pub fn resolve(self, n: usize, k: usize) -> Self {
+    /// The kernel `Auto` stands for on an `N × K` weight (the same at every shape since `Slices`
+    /// picks its own split); any other kernel stands for itself.
+    pub fn resolve(self, _n: usize, _k: usize) -> Self {
         match self {
-            GemvKernel::Auto if n >= 2 * k => GemvKernel::Stream,
-            GemvKernel::Auto => GemvKernel::Rows,
+            GemvKernel::Auto => GemvKernel::Slices { lanes: 0, rows: 0, depth: 0 },
             other => other,
         }
     }
@@ -282,12 +304,10 @@ mod tests {
     }
 
     #[test]
-    fn auto_streams_only_wide_weights() {
-        // [N, K] = [out, in]: the default config's up/gate projections stream, the rest use `Rows`.
-        assert_eq!(GemvKernel::Auto.resolve(7680, 2560), GemvKernel::Stream);
-        assert_eq!(GemvKernel::Auto.resolve(15360, 2560), GemvKernel::Stream);
-        assert_eq!(GemvKernel::Auto.resolve(2560, 7680), GemvKernel::Rows);
-        assert_eq!(GemvKernel::Auto.resolve(4096, 2560), GemvKernel::Rows);
+    fn auto_takes_the_slices_kernel() {
+        let slices = GemvKernel::Slices { lanes: 0, rows: 0, depth: 0 };
+        assert_eq!(GemvKernel::Auto.resolve(15360, 2560), slices);
+        assert_eq!(GemvKernel::Auto.resolve(2560, 7680), slices);
         assert_eq!(GemvKernel::Lanes.resolve(15360, 2560), GemvKernel::Lanes);
         assert_eq!(GemvKernel::default(), GemvKernel::Auto);
     }
