@@ -135,7 +135,7 @@ impl QuantMatmulBackend for CubeBackend {
         let max_shared_all = x.client.properties().hardware.max_shared_memory_size;
         let max_shared = max_shared_all.min(GEMV2_MAX_SHARED);
         let sms = x.client.properties().hardware.num_streaming_multiprocessors.unwrap_or(64) as usize;
-        let kernel = GemvKernel::from_index(gemv).resolve(n, k);
+        let kernel = GemvKernel::from_index(gemv).resolve();
         // `Stream` needs plane operations of a fixed size (else `Rows` runs); `StreamWith` runs on
         // any device, summing through shared memory alone where planes do not fit.
         let plane = crate::fixed_plane(&x.client);
