@@ -7,7 +7,7 @@ use burn_cubecl::{CubeBackend, tensor::CubeTensor};
 use cubecl::{CubeCount, CubeDim};
 
 use super::kernels::*;
-use super::slices::{quant_gemv_slices, slice_plan, slice_shared_bytes, slice_sum_bytes};
+use super::slices::{quant_gemv_slices, slice_plan};
 use super::{GEMV_MAX_ROWS, GemvKernel, QuantMatmulBackend};
 
 static STREAM_LAUNCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -140,37 +140,42 @@ impl QuantMatmulBackend for CubeBackend {
         // any device, summing through shared memory alone where planes do not fit.
         let plane = crate::fixed_plane(&x.client);
         if let GemvKernel::Slices { lanes, rows, depth } = kernel
-            && let Some(plan) =
-                slice_plan(n, k, m, group_size, w.packed.meta.strides()[0], sms, max_shared_all, (lanes, rows, depth))
+            && let Some(plan) = slice_plan(
+                n,
+                k,
+                m,
+                group_size,
+                w.packed.meta.strides()[0],
+                sms,
+                max_shared_all,
+                plane,
+                (lanes, rows, depth),
+            )
         {
-            let plane_ops = plane.is_some_and(|p| p % plan.lpr == 0);
-            let sums = if plane_ops { 0 } else { slice_sum_bytes(m, plan.rpl) };
-            if slice_shared_bytes(m, k) + sums <= max_shared_all {
-                quant_gemv_slices::launch(
-                    &x.client,
-                    CubeCount::Static(n.div_ceil(plan.rows_per_cube()) as u32, 1, 1),
-                    CubeDim::new_1d(super::slices::SLICE_THREADS as u32),
-                    plan.vw,
-                    x.clone().into_tensor_arg(),
-                    w.packed.clone().into_tensor_arg(),
-                    w.scales.clone().into_tensor_arg(),
-                    w.biases.clone().into_tensor_arg(),
-                    w.lut.clone().into_tensor_arg(),
-                    out.clone().into_tensor_arg(),
-                    m,
-                    k,
-                    plan.vw,
-                    plan.lpr,
-                    plan.rpl,
-                    plan.depth,
-                    plane_ops,
-                    group_size,
-                    has_bias,
-                    dtypes,
-                );
-                SLICE_LAUNCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                return out;
-            }
+            quant_gemv_slices::launch(
+                &x.client,
+                CubeCount::Static(n.div_ceil(plan.rows_per_cube()) as u32, 1, 1),
+                CubeDim::new_1d(super::slices::SLICE_THREADS as u32),
+                plan.vw,
+                x.clone().into_tensor_arg(),
+                w.packed.clone().into_tensor_arg(),
+                w.scales.clone().into_tensor_arg(),
+                w.biases.clone().into_tensor_arg(),
+                w.lut.clone().into_tensor_arg(),
+                out.clone().into_tensor_arg(),
+                m,
+                k,
+                plan.vw,
+                plan.lpr,
+                plan.rpl,
+                plan.depth,
+                plan.plane_ops,
+                group_size,
+                has_bias,
+                dtypes,
+            );
+            SLICE_LAUNCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return out;
         }
         if let Some((rpc, per)) = kernel.stream()
             && m <= STREAM_MAX_ROWS

@@ -406,50 +406,62 @@ pub fn stream_split(words: usize, m: usize, gs: usize, plane: usize, row_stride:
     StreamSplit { vw, threads, vpt: vecs.div_ceil(threads).max(1) }
 }
 
-/// Requests chunk `chunk`'s words and scales (its `rpc` rows, this thread's `vpt` vectors of each)
-/// into `w`, `s`, `b`; nothing when `!live`. Rows past `N` re-read the last row, vectors past the
-/// row (inexact split) vector 0: both are discarded or met by zeros of `x`.
+/// Requests `per_row` vectors of `rows` weight rows into `w`, `s`, `b` (slot `r·per_row + j`):
+/// vectors `v0 + j·v_step` of rows `n0 + r`, nothing when `!live`. Shared by the streaming and
+/// slices GEMVs. Rows past `N` re-read row `N - 1` (their sums are never written); a vector past
+/// the row (`!exact`) re-reads vector 0, with a zero scale and bias when `zero_past` (else the
+/// caller's `x` is zero there).
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn load_chunk<I: Int, N: Size>(
+pub(crate) fn load_vectors<I: Int, N: Size>(
     packed: &Tensor<Vector<I, N>>,
     scales: &Tensor<f32>,
     biases: &Tensor<f32>,
-    chunk: usize,
+    n0: usize,
+    v0: usize,
     live: bool,
     n_dim: usize,
-    tid: usize,
     w: &mut Array<u32>,
     s: &mut Array<f32>,
     b: &mut Array<f32>,
-    #[comptime] rpc: usize,
+    #[comptime] rows: usize,
+    #[comptime] per_row: usize,
+    #[comptime] v_step: usize,
     #[comptime] vw: usize,
-    #[comptime] vpt: usize,
-    #[comptime] threads: usize,
     #[comptime] vecs: usize,
+    #[comptime] exact: bool,
+    #[comptime] zero_past: bool,
     #[comptime] gs: usize,
     #[comptime] has_bias: bool,
 ) {
-    let exact = comptime!(vecs == threads * vpt);
     let pstride = packed.stride(0) / vw;
     let sstride = scales.stride(0);
     let bstride = biases.stride(0);
     #[unroll]
-    for r in 0..rpc {
-        let n = select(live && chunk * rpc + r < n_dim, chunk * rpc + r, n_dim - 1);
+    for r in 0..rows {
+        let n = select(live && n0 + r < n_dim, n0 + r, n_dim - 1);
         #[unroll]
-        for j in 0..vpt {
-            let v = tid + j * threads;
-            let vv = select(exact || v < vecs, v, 0);
+        for j in 0..per_row {
+            let v = v0 + comptime!(j * v_step);
+            let inside = exact || v < vecs;
+            let vv = select(inside, v, 0);
             if live {
                 let word = packed[n * pstride + vv];
                 #[unroll]
                 for i in 0..vw {
-                    w[(r * vpt + j) * vw + i] = u32::cast_from(word.extract(i));
+                    w[(r * per_row + j) * vw + i] = u32::cast_from(word.extract(i));
                 }
-                s[r * vpt + j] = scales[n * sstride + vv * vw * 8 / gs];
+                let mut sc = scales[n * sstride + vv * vw * 8 / gs];
+                if zero_past {
+                    sc = select(inside, sc, 0.0);
+                }
+                s[r * per_row + j] = sc;
                 if has_bias {
-                    b[r * vpt + j] = biases[n * bstride + vv * vw * 8 / gs];
+                    let mut bi = biases[n * bstride + vv * vw * 8 / gs];
+                    if zero_past {
+                        bi = select(inside, bi, 0.0);
+                    }
+                    b[r * per_row + j] = bi;
                 }
             }
         }
@@ -509,9 +521,9 @@ pub fn quant_gemv_stream<F: Float, I: Int, N: Size>(
     let mut cs = Array::<f32>::new(slots);
     let mut cb = Array::<f32>::new(slots);
     // (A cube's first chunk always exists: the launcher starts at most one cube per chunk.)
-    load_chunk(
-        packed, scales, biases, chunk, true, n_dim, tid, &mut cw, &mut cs, &mut cb, rpc, vw, vpt, threads, vecs, gs,
-        has_bias,
+    load_vectors(
+        packed, scales, biases, chunk * rpc, tid, true, n_dim, &mut cw, &mut cs, &mut cb, rpc, vpt, threads, vw, vecs,
+        exact, false, gs, has_bias,
     );
     // This thread's `x` values (and their sums, for the affine bias), once for every row.
     let mut xr = Array::<f32>::new(comptime!(rows * vpt * vw * 8));
@@ -545,9 +557,9 @@ pub fn quant_gemv_stream<F: Float, I: Int, N: Size>(
         let mut nw = Array::<u32>::new(comptime!(slots * vw));
         let mut ns = Array::<f32>::new(slots);
         let mut nb = Array::<f32>::new(slots);
-        load_chunk(
-            packed, scales, biases, next, live, n_dim, tid, &mut nw, &mut ns, &mut nb, rpc, vw, vpt, threads, vecs, gs,
-            has_bias,
+        load_vectors(
+            packed, scales, biases, next * rpc, tid, live, n_dim, &mut nw, &mut ns, &mut nb, rpc, vpt, threads, vw,
+            vecs, exact, false, gs, has_bias,
         );
         let mut acc = Array::<f32>::new(comptime!(rpc * rows));
         #[unroll]

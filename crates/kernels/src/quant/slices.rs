@@ -11,7 +11,7 @@
 
 use cubecl::{cube, prelude::*};
 
-use super::kernels::decode_word;
+use super::kernels::{decode_word, load_vectors};
 
 
 /// Threads per cube of [`quant_gemv_slices`].
@@ -32,13 +32,15 @@ pub const SLICE_WORDS: usize = 32;
 
 /// How [`quant_gemv_slices`] splits the weight: vectors of `vw` words (one 32-, 64- or 128-bit
 /// load), `lpr` lanes per row (each taking vectors `l, l + lpr, …` of the row), `rpl` rows per
-/// lane, `depth` vectors of each row per step (a step's loads are all in flight at once).
+/// lane, `depth` vectors of each row per step (a step's loads are all in flight at once), and
+/// whether a row's `lpr` sums end in plane shuffles (`plane_ops`) or in shared memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SlicePlan {
     pub vw: usize,
     pub lpr: usize,
     pub rpl: usize,
     pub depth: usize,
+    pub plane_ops: bool,
 }
 
 impl SlicePlan {
@@ -54,8 +56,10 @@ impl SlicePlan {
 const SLICE_AUTO: [(usize, usize, usize); 4] = [(16, 4, 1), (16, 2, 2), (32, 2, 2), (32, 1, 4)];
 
 /// The split for an `n × k` weight (row stride `row_stride` words, group size `gs`) at `m` input
-/// rows on `sms` SMs; `lanes`/`rows`/`depth` fix `lpr`/`rpl`/`depth` (0: chosen). `None` when the
-/// kernel does not apply (`m` above [`SLICE_MAX_ROWS`], or `x` above `max_shared` bytes).
+/// rows on `sms` SMs with planes of `plane` lanes (`None`: no fixed size); `lanes`/`rows`/`depth`
+/// fix `lpr`/`rpl`/`depth` (0: chosen). `None` when the kernel does not apply: `m` above
+/// [`SLICE_MAX_ROWS`], or its shared memory (`x`, the table, and the sums without plane shuffles)
+/// above `max_shared` bytes.
 #[allow(clippy::too_many_arguments)]
 pub fn slice_plan(
     n: usize,
@@ -65,10 +69,11 @@ pub fn slice_plan(
     row_stride: usize,
     sms: usize,
     max_shared: usize,
+    plane: Option<usize>,
     fixed: (usize, usize, usize),
 ) -> Option<SlicePlan> {
     let words = k / 8;
-    if m == 0 || m > SLICE_MAX_ROWS || words == 0 || slice_shared_bytes(m, k) > max_shared {
+    if m == 0 || m > SLICE_MAX_ROWS || words == 0 {
         return None;
     }
     let fits = |vw: usize| words % vw == 0 && row_stride % vw == 0 && gs % (8 * vw) == 0;
@@ -80,12 +85,16 @@ pub fn slice_plan(
         let l = if lanes == 0 { l } else { lanes };
         let r = if rows == 0 { r } else { rows }.clamp(1, (SLICE_ACC / m).max(1));
         let d = if depth == 0 { d } else { depth }.clamp(1, (SLICE_WORDS / (r * vw)).max(1));
-        pick = Some(SlicePlan { vw, lpr: l, rpl: r, depth: d });
+        let plane_ops = plane.is_some_and(|p| p % l == 0);
+        pick = Some(SlicePlan { vw, lpr: l, rpl: r, depth: d, plane_ops });
         if n.div_ceil(32 / l * r) >= SLICE_WARPS_PER_SM * sms.max(1) || (lanes != 0 && rows != 0 && depth != 0) {
             break;
         }
     }
-    pick
+    pick.filter(|p| {
+        let sums = if p.plane_ops { 0 } else { slice_sum_bytes(m, p.rpl) };
+        slice_shared_bytes(m, k) + sums <= max_shared
+    })
 }
 
 /// Shared memory of [`quant_gemv_slices`] in bytes: `x` as f32 with one 16-byte pad every 32 values
@@ -98,55 +107,6 @@ pub fn slice_shared_bytes(m: usize, k: usize) -> usize {
 /// The shared-memory sums' buffer of [`quant_gemv_slices`] without plane operations, in bytes.
 pub fn slice_sum_bytes(m: usize, rpl: usize) -> usize {
     4 * SLICE_THREADS * rpl * m
-}
-
-/// Requests step `it` of a lane's rows into `w`, `s`, `b`: vectors `lane + lpr·(depth·it + d)`
-/// (`d < depth`) of rows `n0..n0 + rpl`. Rows past `N` re-read row `N - 1`; vectors past the row
-/// read vector 0 with zero scale and bias.
-#[cube]
-#[allow(clippy::too_many_arguments)]
-fn load_step<I: Int, N: Size>(
-    packed: &Tensor<Vector<I, N>>,
-    scales: &Tensor<f32>,
-    biases: &Tensor<f32>,
-    it: usize,
-    n0: usize,
-    n_dim: usize,
-    lane: usize,
-    pstride: usize,
-    sstride: usize,
-    bstride: usize,
-    w: &mut Array<u32>,
-    s: &mut Array<f32>,
-    b: &mut Array<f32>,
-    #[comptime] vw: usize,
-    #[comptime] lpr: usize,
-    #[comptime] rpl: usize,
-    #[comptime] depth: usize,
-    #[comptime] vecs: usize,
-    #[comptime] gs: usize,
-    #[comptime] has_bias: bool,
-) {
-    let exact = comptime!(vecs % (lpr * depth) == 0);
-    #[unroll]
-    for r in 0..rpl {
-        let n = select(n0 + r < n_dim, n0 + r, n_dim - 1);
-        #[unroll]
-        for d in 0..depth {
-            let v = lane + it * comptime!(lpr * depth) + comptime!(d * lpr);
-            let live = exact || v < vecs;
-            let vv = select(live, v, 0);
-            let word = packed[n * pstride + vv];
-            #[unroll]
-            for i in 0..vw {
-                w[(r * depth + d) * vw + i] = u32::cast_from(word.extract(i));
-            }
-            s[r * depth + d] = select(live, scales[n * sstride + vv * vw * 8 / gs], 0.0);
-            if has_bias {
-                b[r * depth + d] = select(live, biases[n * bstride + vv * vw * 8 / gs], 0.0);
-            }
-        }
-    }
 }
 
 /// GEMV `y [M, N] = x [M, K]·Wᵀ`, `M = rows ≤ SLICE_MAX_ROWS`, `K = k_dim` comptime, `packed` read
@@ -192,9 +152,6 @@ pub fn quant_gemv_slices<F: Float, I: Int, N: Size>(
     let lane = tid % lpr;
     let slot = tid / lpr;
     let n0 = (CUBE_POS_X as usize * comptime!(SLICE_THREADS / lpr) + slot) * rpl;
-    let pstride = packed.stride(0) / vw;
-    let sstride = scales.stride(0);
-    let bstride = biases.stride(0);
 
     let mut table = Shared::<[f32]>::new_slice(16usize);
     if tid < 16 {
@@ -204,9 +161,9 @@ pub fn quant_gemv_slices<F: Float, I: Int, N: Size>(
     let mut cw = Array::<u32>::new(comptime!(slots * vw));
     let mut cs = Array::<f32>::new(slots);
     let mut cb = Array::<f32>::new(slots);
-    load_step(
-        packed, scales, biases, 0, n0, n_dim, lane, pstride, sstride, bstride, &mut cw, &mut cs, &mut cb, vw, lpr,
-        rpl, depth, vecs, gs, has_bias,
+    load_vectors(
+        packed, scales, biases, n0, lane, true, n_dim, &mut cw, &mut cs, &mut cb, rpl, depth, lpr, vw, vecs, exact,
+        true, gs, has_bias,
     );
     let mut xs = Shared::<[Vector<f32, Const<4>>]>::new_slice(comptime!(rows * q_row));
     #[unroll]
@@ -236,9 +193,9 @@ pub fn quant_gemv_slices<F: Float, I: Int, N: Size>(
         let mut ns = Array::<f32>::new(slots);
         let mut nb = Array::<f32>::new(slots);
         if it + 1 < iters {
-            load_step(
-                packed, scales, biases, it + 1, n0, n_dim, lane, pstride, sstride, bstride, &mut nw, &mut ns, &mut nb,
-                vw, lpr, rpl, depth, vecs, gs, has_bias,
+            load_vectors(
+                packed, scales, biases, n0, lane + (it + 1) * step, true, n_dim, &mut nw, &mut ns, &mut nb, rpl, depth,
+                lpr, vw, vecs, exact, true, gs, has_bias,
             );
         }
         // Decode step `it` (a vector past the row reads vector 0 against a zero scale).
@@ -380,27 +337,41 @@ mod tests {
 
     #[test]
     fn automatic_split_keeps_every_sm_busy() {
-        let plan = |n, k| slice_plan(n, k, 1, 64, k / 8, 132, SHARED, (0, 0, 0)).map(|p| (p.lpr, p.rpl, p.depth));
+        let plan = |n, k| slice_plan(n, k, 1, 64, k / 8, 132, SHARED, Some(32), (0, 0, 0)).map(|p| (p.lpr, p.rpl, p.depth));
         // Many rows: 4 rows per lane (960-1,920 warps); fewer: 2 rows, 2 vectors deep.
         assert_eq!(plan(15360, 2560), Some((16, 4, 1)));
         assert_eq!(plan(7680, 2560), Some((16, 4, 1)));
         assert_eq!(plan(4096, 2560), Some((16, 2, 2)));
         assert_eq!(plan(2560, 7680), Some((32, 2, 2)));
         assert_eq!(plan(2560, 4096), Some((32, 2, 2)));
-        assert_eq!(slice_plan(64, 256, 1, 64, 32, 132, SHARED, (0, 0, 0)).map(|p| p.vw), Some(4));
+        assert_eq!(slice_plan(64, 256, 1, 64, 32, 132, SHARED, Some(32), (0, 0, 0)).map(|p| p.vw), Some(4));
     }
 
     #[test]
     fn split_respects_groups_strides_and_limits() {
-        let p = |k, gs, stride, m, fixed| slice_plan(4096, k, m, gs, stride, 132, SHARED, fixed);
+        let p = |k, gs, stride, m, fixed| slice_plan(4096, k, m, gs, stride, 132, SHARED, Some(32), fixed);
         // A vector stays inside one scale group and one padded row.
         assert_eq!(p(1024, 8, 128, 1, (0, 0, 0)).map(|p| p.vw), Some(1));
         assert_eq!(p(1024, 64, 130, 1, (0, 0, 0)).map(|p| p.vw), Some(2));
         // Fixed splits are kept, with depth capped at SLICE_WORDS words per step.
-        assert_eq!(p(1024, 64, 128, 1, (8, 2, 3)), Some(SlicePlan { vw: 4, lpr: 8, rpl: 2, depth: 3 }));
+        assert_eq!(p(1024, 64, 128, 1, (8, 2, 3)), Some(SlicePlan { vw: 4, lpr: 8, rpl: 2, depth: 3, plane_ops: true }));
         assert_eq!(p(1024, 64, 128, 1, (16, 4, 8)).map(|p| p.depth), Some(2));
         // Three input rows, or `x` too large for shared memory: not this kernel.
         assert_eq!(p(1024, 64, 128, 3, (0, 0, 0)), None);
         assert_eq!(p(16384, 64, 2048, 1, (0, 0, 0)), None);
+    }
+
+    #[test]
+    fn sums_without_plane_shuffles_count_against_shared_memory() {
+        // K = 10,240 at one row: `x` and the table take 46,144 of 49,152 bytes. Without plane
+        // shuffles the sums of 4 rows per lane (2 KB) fit, those of 8 (4 KB) do not.
+        let p = |plane, fixed| slice_plan(4096, 10240, 1, 64, 1280, 132, SHARED, plane, fixed);
+        assert_eq!(slice_shared_bytes(1, 10240), 46_144);
+        assert_eq!(p(Some(32), (16, 4, 1)).map(|p| p.plane_ops), Some(true));
+        assert_eq!(p(None, (16, 4, 1)).map(|p| p.plane_ops), Some(false));
+        assert_eq!(p(Some(32), (16, 8, 1)).map(|p| (p.rpl, p.plane_ops)), Some((8, true)));
+        assert_eq!(p(None, (16, 8, 1)), None);
+        // A plane size that `lpr` does not divide sums in shared memory too.
+        assert_eq!(p(Some(24), (16, 8, 1)), None);
     }
 }
