@@ -410,7 +410,7 @@ impl ThermalScheduler {
             self.state = ThermalState::Unmanaged;
             return Gate::Proceed;
         }
-        let Some(t) = self.read(step) else {
+        let Some(t) = self.read(step, "step proceeds unmanaged") else {
             return Gate::Proceed;
         };
         if let Some(stop) = self.check_critical(step, t) {
@@ -461,7 +461,7 @@ impl ThermalScheduler {
             waited += w;
             self.totals.paused_s += w;
             // A failed read keeps waiting: the last reading was hot.
-            if let Some(t) = self.read(step) {
+            if let Some(t) = self.read(step, "the pause goes on (the last reading was hot)") {
                 if let Some(stop) = self.check_critical(step, t) {
                     return stop;
                 }
@@ -493,7 +493,7 @@ impl ThermalScheduler {
             waited += w;
             self.totals.paused_s += w;
             if self.source.is_some()
-                && let Some(t) = self.read(step)
+                && let Some(t) = self.read(step, "the user's pause goes on")
             {
                 if let Some(stop) = self.check_critical(step, t) {
                     return Some(stop);
@@ -522,8 +522,9 @@ impl ThermalScheduler {
         }
     }
 
-    /// Reads the sensor and updates the statistics; a failure is logged as an event.
-    fn read(&mut self, step: u64) -> Option<f64> {
+    /// Reads the sensor and updates the statistics; a failure is logged as an event, saying what
+    /// happens next (`then`: the step proceeds unmanaged, or a pause keeps waiting).
+    fn read(&mut self, step: u64, then: &str) -> Option<f64> {
         let source = self.source.as_mut()?;
         let now = self.clock.now_s();
         match source.read_celsius() {
@@ -542,11 +543,11 @@ impl ThermalScheduler {
             }
             Ok(None) => {
                 let name = source.name();
-                self.push(step, None, format!("{name}: no reading; step proceeds unmanaged"), 0.0);
+                self.push(step, None, format!("{name}: no reading; {then}"), 0.0);
                 None
             }
             Err(e) => {
-                self.push(step, None, format!("{e}; step proceeds unmanaged"), 0.0);
+                self.push(step, None, format!("{e}; {then}"), 0.0);
                 None
             }
         }

@@ -184,6 +184,21 @@ fn sensor_gaps_proceed_unmanaged_and_are_logged() {
 }
 
 #[test]
+fn a_sensor_gap_during_a_pause_keeps_waiting_and_says_so() {
+    // 95 pauses; the next poll has no reading (logged without a temperature, the pause goes on),
+    // 85 is still above resume_c, 79 resumes.
+    let src = ScriptedSource::with_gaps([Some(95.0), None, Some(85.0), Some(79.0)]);
+    let mut s = ThermalScheduler::new(&config(Policy::Hysteresis), Some(Box::new(src)), Box::new(ManualClock::default()))
+        .unwrap();
+    assert_eq!(s.gate(0, 1.0), Gate::Proceed);
+    let events = s.drain_events();
+    let gap = events.iter().find(|e| e.temp_c.is_none()).expect("the gap is logged");
+    assert_eq!(gap.state, ThermalState::Paused);
+    assert!(gap.action.contains("no reading; the pause goes on"), "{}", gap.action);
+    assert!(events.last().is_some_and(|e| e.action.starts_with("resume") && e.temp_c == Some(79.0)));
+}
+
+#[test]
 fn observer_and_live_handle_see_every_decision_as_it_happens() {
     use std::sync::Mutex;
     let seen: Arc<Mutex<Vec<(String, f64)>>> = Arc::new(Mutex::new(Vec::new()));

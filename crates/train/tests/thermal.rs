@@ -16,6 +16,15 @@ fn last_train_step(run: &std::path::Path) -> u64 {
     records(run).iter().filter(|r| r.kind == RecordKind::Train).map(|r| r.step).max().unwrap_or(0)
 }
 
+/// Sets the sensor file as a real sensor driver does, atomically (a new file renamed over the old).
+/// `std::fs::write` truncates first, and a poll between the truncation and the write reads no value:
+/// the scheduler then logs that poll without a temperature (CI saw a paused record without one).
+fn set_sensor(path: &std::path::Path, celsius: &str) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, format!("{celsius}\n")).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !f() {
@@ -28,7 +37,7 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 fn file_sensor_set_hot_pauses_within_a_step_and_cool_resumes() {
     let run = tmp("thermal");
     let sensor = run.join("temp_c");
-    std::fs::write(&sensor, "50\n").unwrap();
+    set_sensor(&sensor, "50");
     let sets = [
         "thermal.enabled=\"on\"".to_string(),
         format!("thermal.source=\"file:{}\"", sensor.display()),
@@ -43,7 +52,7 @@ fn file_sensor_set_hot_pauses_within_a_step_and_cool_resumes() {
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let mut child = train(&run, &extra, &[("BIT_AXON_TRAIN_STEP_SLEEP_MS", "100")]).spawn().unwrap();
     wait_for("two steps", || last_train_step(&run) >= 2);
-    std::fs::write(&sensor, "95\n").unwrap();
+    set_sensor(&sensor, "95");
     let hot_at = last_train_step(&run);
     wait_for("the pause", || {
         records(&run)
@@ -56,7 +65,7 @@ fn file_sensor_set_hot_pauses_within_a_step_and_cool_resumes() {
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(last_train_step(&run), paused_at, "no step runs while hot");
     assert!(child.try_wait().unwrap().is_none(), "the run waits, it does not exit");
-    std::fs::write(&sensor, "60\n").unwrap();
+    set_sensor(&sensor, "60");
     let status = child.wait().unwrap();
     assert!(status.success(), "the run finishes after cooling");
     assert_eq!(last_train_step(&run), 10);
