@@ -22,7 +22,8 @@
 //! `QBENCH_ROTATE_MB` (256: the 4-bit GEMV calls cycle through copies of the weight adding up to at
 //! least this much, so each call reads its weight from DRAM, not from the L2 the last call filled;
 //! 1: one copy, as in runs 1-9), `QBENCH_SWEEP` (0: skip the `StreamWith` sweep), `QBENCH_SLICES`
-//! (the fixed `Slices` splits timed, `lanesxrowsxdepth,…`).
+//! (the fixed `Slices` splits timed, `lanesxrowsxdepth,…`), `QBENCH_HALF` (0: skip the NF4 rows with
+//! f16 activations, which take the `f16x2` path on CUDA).
 //!
 //! Three figures per call:
 //! - **wall**: `iters` calls launched back to back, their outputs kept, then one device sync; the
@@ -380,7 +381,9 @@ fn main() {
             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % c.copies.len();
             quant_linear_with(c.x.clone(), &c.copies[i], kernel)
         });
-        let err = max_rel_err(quant_linear_with(c.x.clone(), &c.w, kernel), c.layer.forward_plain(c.x.clone()));
+        // The plain path in f32 on the same (possibly f16-rounded) `x`.
+        let got = quant_linear_with(c.x.clone(), &c.w, kernel).cast(DType::F32);
+        let err = max_rel_err(got, c.layer.forward_plain(c.x.clone().cast(DType::F32)));
         println!(
             "| {} | {} | {:?} | {kernel:?} | {:.2} | {:.2} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {:.1} | {err:.1e} |",
             c.d_in,
@@ -512,6 +515,27 @@ fn main() {
         };
         for kernel in KERNELS.into_iter().filter(|&k| k != GemvKernel::Lanes).chain(sweep) {
             guarded(format!("{} | {} | {:?} | {kernel:?}", c.d_in, c.d_out, c.format), &|| gemv_row(c, kernel));
+        }
+    }
+
+    // Pass 3: NF4 with f16 activations (a half-precision model's decode), where CUDA takes the
+    // `f16x2` path of `Slices`; bytes with x and y in f16. `QBENCH_HALF=0` skips it.
+    if env_one("QBENCH_HALF", 1) == 1 {
+        println!();
+        println!("GEMV, batch 1, NF4, x f16 (same columns; the dense f16 figures are those above):");
+        header();
+        for c in cases.iter().filter(|c| c.format == QuantFormat::Nf4) {
+            let half = Case {
+                x: c.x.clone().cast(DType::F16),
+                bytes: c.bytes - 2.0 * (c.d_in + c.d_out) as f64,
+                layer: c.layer.clone(),
+                w: c.w.clone(),
+                copies: c.copies.clone(),
+                ..*c
+            };
+            for kernel in [GemvKernel::Auto].into_iter().chain(slice_sweep()) {
+                guarded(format!("{} | {} | f16 | {kernel:?}", c.d_in, c.d_out), &|| gemv_row(&half, kernel));
+            }
         }
     }
 }

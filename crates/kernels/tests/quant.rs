@@ -11,7 +11,7 @@ use bit_axon_kernels::quant::{
 };
 use bit_axon_quant::{QuantFormat, QuantLinear, QuantMatrix, QuantizedWeight};
 use burn::prelude::*;
-use burn::tensor::Distribution;
+use burn::tensor::{DType, Distribution};
 
 mod common;
 use common::{assert_close, gpu, to_vec};
@@ -140,9 +140,13 @@ fn weights_with_padded_rows_match_plain_path() {
         for rows in [1usize, 3, 9] {
             let x = Tensor::<2>::random([rows, c.k], Distribution::Uniform(-1.0, 1.0), &cpu);
             let want = to_vec(QuantizedWeight::forward(&lc, x.clone()));
-            for gemv in
-                [GemvKernel::Lanes, GemvKernel::Rows, GemvKernel::Stream, GemvKernel::StreamWith { rows: 2, chunks: 2 }, GemvKernel::Slices { lanes: 0, rows: 0, depth: 0 }]
-            {
+            for gemv in [
+                GemvKernel::Lanes,
+                GemvKernel::Rows,
+                GemvKernel::Stream,
+                GemvKernel::StreamWith { rows: 2, chunks: 2 },
+                GemvKernel::Slices { lanes: 0, rows: 0, depth: 0 },
+            ] {
                 let got = to_vec(quant_linear_with(x.clone().to_device(&gpu), &w, gemv));
                 let what = format!("padded rows {:?} out={} in={} rows={rows} {gemv:?}", c.format, c.n, c.k);
                 assert_close(&what, &got, &want, 1e-5);
@@ -199,6 +203,46 @@ fn input_gradient_matches_plain_path() {
             assert_close(&format!("{format:?} [{b},{l}] grad x"), &got, &want, 1e-5);
         }
     }
+}
+
+/// f16 activations (the model's decode dtype): the output equals the plain path's on the same
+/// f16-rounded `x` (in f32). Tolerances: `f32` decode with f16 input and output, 5e-4 (the output's
+/// rounding is 2.4e-4); on CUDA, NF4 takes the `f16x2` path (pair table, products summed in f16
+/// within each word of 8 codes, f16 table values), 4e-3. Sizes as in `cases`: rows that are not a
+/// whole number of vectors per lane, groups of 32-128, 1-3 input rows (3: not `Slices`).
+#[test]
+fn half_precision_input_matches_plain_path() {
+    let (gpu, cpu) = (gpu(), Device::flex());
+    let cuda = std::env::var("BIT_AXON_TEST_DEVICE").is_ok_and(|v| v == "cuda");
+    let half2_before = bit_axon_kernels::quant::half2_launches();
+    let half_cases = [
+        Case { format: QuantFormat::Nf4, n: 45, k: 96, gs: 32 },
+        Case { format: QuantFormat::Nf4, n: 70, k: 1600, gs: 64 },
+        Case { format: QuantFormat::Nf4, n: 19, k: 2560, gs: 128 },
+        Case { format: QuantFormat::Affine4, n: 21, k: 1088, gs: 64 },
+    ];
+    for (ci, c) in half_cases.iter().enumerate() {
+        let m = matrix(c.format, c.n, c.k, c.gs, 300 + ci as u64);
+        let (lg, lc) = (QuantLinear::from_matrix(&m, &gpu), QuantLinear::from_matrix(&m, &cpu));
+        let w = weight(&lg);
+        let tol = if cuda && c.format == QuantFormat::Nf4 { 4e-3 } else { 5e-4 };
+        for rows in [1usize, 2, 3] {
+            let x = Tensor::<2>::random([rows, c.k], Distribution::Uniform(-1.0, 1.0), &cpu)
+                .cast(DType::F16)
+                .cast(DType::F32);
+            let want = to_vec(QuantizedWeight::forward(&lc, x.clone()));
+            for gemv in [GemvKernel::Auto, GemvKernel::Slices { lanes: 16, rows: 3, depth: 1 }, GemvKernel::Rows] {
+                let xg = x.clone().cast(DType::F16).to_device(&gpu);
+                let y = quant_linear_with(xg, &w, gemv);
+                assert_eq!(y.dtype(), DType::F16, "the output keeps the input's dtype");
+                let what = format!("f16 {:?} out={} in={} gs={} rows={rows} {gemv:?}", c.format, c.n, c.k, c.gs);
+                assert_close(&what, &to_vec(y.cast(DType::F32)), &want, tol);
+            }
+        }
+    }
+    let half2 = bit_axon_kernels::quant::half2_launches() - half2_before;
+    eprintln!("f16x2 launches: {half2}");
+    assert_eq!(half2 > 0, cuda, "the f16x2 path runs on CUDA (NF4, f16 input), and only there");
 }
 
 #[test]

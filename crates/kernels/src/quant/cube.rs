@@ -12,6 +12,12 @@ use super::{GEMV_MAX_ROWS, GemvKernel, QuantMatmulBackend};
 
 static STREAM_LAUNCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 static SLICE_LAUNCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static HALF2_LAUNCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many of [`slice_launches`] took the `f16x2` path (f16 activations, NF4, CUDA).
+pub fn half2_launches() -> usize {
+    HALF2_LAUNCHES.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// How many times this process launched [`quant_gemv_slices`] (`GemvKernel::Slices` falls back to
 /// `Rows` where `x` does not fit in shared memory or `M` is above `SLICE_MAX_ROWS`).
@@ -139,6 +145,8 @@ impl QuantMatmulBackend for CubeBackend {
         // `Stream` needs plane operations of a fixed size (else `Rows` runs); `StreamWith` runs on
         // any device, summing through shared memory alone where planes do not fit.
         let plane = crate::fixed_plane(&x.client);
+        // f16 activations on CUDA decode two NF4 codes per instruction (`f16x2`, inline PTX).
+        let half2 = x.dtype == DType::F16 && !has_bias && matches!(x.device, cubecl::Device::Cuda(_));
         if let GemvKernel::Slices { lanes, rows, depth } = kernel
             && let Some(plan) = slice_plan(
                 n,
@@ -150,6 +158,7 @@ impl QuantMatmulBackend for CubeBackend {
                 max_shared_all,
                 plane,
                 (lanes, rows, depth),
+                half2,
             )
         {
             quant_gemv_slices::launch(
@@ -170,11 +179,15 @@ impl QuantMatmulBackend for CubeBackend {
                 plan.rpl,
                 plan.depth,
                 plan.plane_ops,
+                plan.half2,
                 group_size,
                 has_bias,
                 dtypes,
             );
             SLICE_LAUNCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if plan.half2 {
+                HALF2_LAUNCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             return out;
         }
         if let Some((rpc, per)) = kernel.stream()
@@ -223,9 +236,7 @@ impl QuantMatmulBackend for CubeBackend {
             | GemvKernel::Stream
             | GemvKernel::StreamWith { .. }
             | GemvKernel::Slices { .. }
-            | GemvKernel::Auto => {
-                Some(rows_per_cube(gemv2_max_rows_per_cube(m), n, sms))
-            }
+            | GemvKernel::Auto => Some(rows_per_cube(gemv2_max_rows_per_cube(m), n, sms)),
             GemvKernel::RowsPerCube(r) => Some(r.clamp(1, gemv2_max_rows_per_cube(m))),
         };
         if let Some(rpc) = rpc.filter(|&r| gemv2_shared_bytes(m, k, r) <= max_shared) {

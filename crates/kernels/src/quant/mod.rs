@@ -21,7 +21,7 @@ mod cube;
 pub mod kernels;
 pub mod slices;
 
-pub use cube::{slice_launches, stream_launches};
+pub use cube::{half2_launches, slice_launches, stream_launches};
 
 use burn::backend::{Backend, backend_extension, tensor::FloatTensor, tensor::IntTensor};
 use burn::prelude::*;
@@ -68,7 +68,9 @@ pub enum GemvKernel {
     /// step; 0: chosen from the shape, `slices::slice_plan`), `x` staged in shared memory, the next vector of every row in flight
     /// while the current one is decoded, one shuffle sum per row. For
     /// `M ≤ slices::SLICE_MAX_ROWS` when `x` fits in shared memory; `Rows` otherwise. Runs on any
-    /// device (shared-memory sums where planes are not of a fixed size).
+    /// device (shared-memory sums where planes are not of a fixed size). With f16 activations and
+    /// NF4 on CUDA it decodes and multiplies two codes per instruction (`f16x2`, products summed in
+    /// f16 within each word of 8 codes; `slices::quant_gemv_slices`).
     Slices { lanes: usize, rows: usize, depth: usize },
 }
 
