@@ -191,7 +191,16 @@ pub fn quant_gemv_slices<F: Float, I: Int, N: Size>(
     if tid < 16 {
         table[tid] = lut[tid];
     }
+    // Step 0 of every row, requested before the pair table is filled and `x` is staged.
+    let mut cw = Array::<u32>::new(comptime!(slots * vw));
+    let mut cs = Array::<f32>::new(slots);
+    let mut cb = Array::<f32>::new(slots);
+    load_vectors(
+        packed, scales, biases, n0, lane, true, n_dim, &mut cw, &mut cs, &mut cb, rpl, depth, lpr, vw, vecs, exact,
+        true, gs, has_bias,
+    );
     let mut pairs = Shared::<[u32]>::new_slice(comptime!(if half2 { PAIR_TABLE_WORDS } else { 1 }));
+    // Filled while step 0's loads are in flight.
     if half2 {
         sync_cube();
         // Thread `t` writes the 32 copies of entries `t + 128·j`, starting at copy `lane`, so
@@ -206,14 +215,6 @@ pub fn quant_gemv_slices<F: Float, I: Int, N: Size>(
             }
         }
     }
-    // Step 0 of every row, requested before `x` is staged.
-    let mut cw = Array::<u32>::new(comptime!(slots * vw));
-    let mut cs = Array::<f32>::new(slots);
-    let mut cb = Array::<f32>::new(slots);
-    load_vectors(
-        packed, scales, biases, n0, lane, true, n_dim, &mut cw, &mut cs, &mut cb, rpl, depth, lpr, vw, vecs, exact,
-        true, gs, has_bias,
-    );
     let mut xs = Shared::<[Vector<f32, Const<4>>]>::new_slice(comptime!(if half2 { 1 } else { rows * q_row }));
     let mut xh = Shared::<[Vector<u32, Const<4>>]>::new_slice(comptime!(if half2 { rows * h_row } else { 1 }));
     if half2 {
