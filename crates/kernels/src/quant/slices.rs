@@ -203,7 +203,7 @@ pub fn quant_gemv_slices<F: Float, I: Int, N: Size>(
     // Filled while step 0's loads are in flight.
     if half2 {
         sync_cube();
-        // Thread `t` writes the 32 copies of entries `t + 128·j`, starting at copy `lane`, so
+        // Thread `t` writes the 32 copies of entries `t + 128·j`, starting at copy `warp_lane`, so
         // that a warp's stores hit 32 banks (one write per word of the table, one value per entry).
         #[unroll]
         for j in 0..comptime!(256 / SLICE_THREADS) {
@@ -264,25 +264,8 @@ pub fn quant_gemv_slices<F: Float, I: Int, N: Size>(
         let mut nb = Array::<f32>::new(slots);
         if it + 1 < iters {
             load_vectors(
-                packed,
-                scales,
-                biases,
-                n0,
-                lane + (it + 1) * step,
-                true,
-                n_dim,
-                &mut nw,
-                &mut ns,
-                &mut nb,
-                rpl,
-                depth,
-                lpr,
-                vw,
-                vecs,
-                exact,
-                true,
-                gs,
-                has_bias,
+                packed, scales, biases, n0, lane + (it + 1) * step, true, n_dim, &mut nw, &mut ns, &mut nb, rpl, depth,
+                lpr, vw, vecs, exact, true, gs, has_bias,
             );
         }
         // Decode step `it` (a vector past the row reads vector 0 against a zero scale).
@@ -303,10 +286,10 @@ pub fn quant_gemv_slices<F: Float, I: Int, N: Size>(
             for m in 0..rows {
                 sx[m] = 0.0;
             }
-            // Where the vector's words start in `xh` (they never cross a pad: vw | 8).
-            let u0 = vv * vw;
-            let h0 = u0 + u0 / 8;
             if half2 {
+                // Where the vector's words start in `xh` (they never cross a pad: vw | 8).
+                let u0 = vv * vw;
+                let h0 = u0 + u0 / 8;
                 #[unroll]
                 for wi in 0..vw {
                     // The 4 `f16x2` pairs of `x` under word `wi`, for every input row.
