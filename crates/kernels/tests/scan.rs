@@ -174,6 +174,61 @@ fn every_fused_shape_equals_reference() {
 }
 
 #[test]
+fn strided_inputs_are_read_in_place() {
+    // The single-pass forward reads `x, dt, B, C, reset` through their batch and token strides
+    // (CUDA pads rows to 512 bytes; `AxonSsm` passes `B, C` narrowed out of one projection).
+    // Through `Tensor` ops, fusion hands the kernel dense tensors on lavapipe, so the strided
+    // inputs are made here on the CubeCL backend itself: each is the leading `[B, L, W]` corner of
+    // a wider buffer `[B, L + extra, row]`, with its own row and batch strides.
+    use bit_axon_kernels::scan::SelectiveScanBackend;
+    use burn::backend::{DispatchDevice, ops::FloatTensorOps};
+    use burn_cubecl::{CubeBackend, tensor::CubeTensor};
+    let flex = Device::flex();
+    flex.seed(21);
+    let inner = gpu().inner();
+    let DispatchDevice::Cube(cd) = inner.as_dispatch() else { panic!("the test device is not a CubeCL device") };
+    let up = |t: Tensor<3>| CubeBackend::float_from_data(t.into_data(), &cd);
+    let pad = |shape: [usize; 3]| Tensor::<3>::random(shape, Distribution::Uniform(-9.0, 9.0), &flex);
+    // `t [B, L, W]` inside a buffer of `row` columns and `extra` more tokens.
+    let strided = |t: Tensor<3>, row: usize, extra: usize| -> CubeTensor {
+        let [b, l, w] = t.dims();
+        let wide = Tensor::cat(vec![t, pad([b, l, row - w])], 2);
+        let mut v = up(Tensor::cat(vec![wide, pad([b, extra, row])], 1));
+        let shape = v.meta.shape_mut();
+        (shape[1], shape[2]) = (l, w);
+        assert_eq!(v.meta.strides()[..], [(l + extra) * row, row, 1], "a strided view");
+        v
+    };
+    // (B, L, E, N): 4 states per unit, then B·E ≥ 2^13 (one unit per channel).
+    for (b, l, e, n) in [(3, 37, 45, 16), (1, 19, 21, 4), (2, 20, 4100, 16)] {
+        let (i, h0) = inputs(b, l, e, n, 0.5, 0.1, &flex);
+        let reset = i.reset.clone().expect("p_reset > 0");
+        let (yr, hr) = scan_sequential(i.clone(), h0.clone());
+        let mut reset = strided(reset.reshape([b, 1, l]), l + 3, 1);
+        // `[B, 1, L]` viewed as `[B, L]`: batch stride `2·(L + 3)`.
+        *reset.meta = cubecl::zspace::metadata::Metadata::new([b, l], [2 * (l + 3), 1]);
+        let packed = CubeBackend::selective_scan_packed(
+            strided(i.x, e + 3, 2),
+            strided(i.dt, e + 7, 0),
+            CubeBackend::float_from_data(i.a.into_data(), &cd),
+            strided(i.b, 2 * n + 1, 1),
+            strided(i.c, n + 2, 3),
+            CubeBackend::float_from_data(i.d.into_data(), &cd),
+            up(h0),
+            reset,
+            0,
+        );
+        let packed = Tensor::<3>::from_data(
+            cubecl::future::block_on(CubeBackend::float_into_data(packed)).expect("read back"),
+            &flex,
+        );
+        let what = format!("B{b} L{l} E{e} N{n} strided inputs");
+        assert_close(&format!("{what}: y"), &to_vec(packed.clone().narrow(1, 0, l)), &to_vec(yr), 1e-4);
+        assert_close(&format!("{what}: h"), &to_vec(packed.narrow(1, l, n).swap_dims(1, 2)), &to_vec(hr), 1e-4);
+    }
+}
+
+#[test]
 fn reset_drops_the_carried_state() {
     // With a reset at token 4, the outputs from token 4 on equal a fresh scan of tokens 4.. from 0.
     let flex = Device::flex();

@@ -3,7 +3,11 @@
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::tensor::DType;
 use burn::tensor::Shape;
-use burn_cubecl::{CubeBackend, kernel::into_contiguous, tensor::CubeTensor};
+use burn_cubecl::{
+    CubeBackend,
+    kernel::{into_contiguous, untile},
+    tensor::CubeTensor,
+};
 use cubecl::{CubeCount, CubeDim, calculate_cube_count_elemwise};
 
 use super::SelectiveScanBackend;
@@ -221,6 +225,16 @@ pub fn fused_plan(bsz: usize, e: usize, n: usize, max_shared: usize, plane: Opti
     plan
 }
 
+/// `t` with a dense last dimension, at whatever batch and token strides it has (a narrowed view
+/// such as the model's `B, C`, or rows CUDA pads to 512 bytes), else a dense copy. Copying such
+/// inputs first cost the forward 2–3× at B = 8, L = 4096 with E = 6336, 7600 or 7744
+/// (`experiments/scan-kernels/results.md`, run 16).
+fn dense_last(t: CubeTensor) -> CubeTensor {
+    let t = untile(t);
+    let rank = t.meta.shape().len();
+    if rank == 0 || t.meta.shape()[rank - 1] <= 1 || t.meta.strides()[rank - 1] == 1 { t } else { into_contiguous(t) }
+}
+
 fn empty(like: &CubeTensor, dims: Shape, dtype: DType) -> CubeTensor {
     crate::empty_dense(like, dims, dtype)
 }
@@ -295,14 +309,19 @@ impl SelectiveScanBackend for CubeBackend {
         reset: CubeTensor,
         chunk: usize,
     ) -> CubeTensor {
-        let [x, dt, a, b, c, d, h0, reset] = [x, dt, a, b, c, d, h0, reset].map(into_contiguous);
-        let (bsz, len, e) = (x.meta.shape()[0], x.meta.shape()[1], x.meta.shape()[2]);
         let n = a.meta.shape()[1];
+        let fused = chunk == 0 && fused_supported(n);
+        // The single-pass kernel reads `x, dt, B, C, reset` through their strides; the chunked
+        // kernels index them densely.
+        let rows = |t: CubeTensor| if fused { dense_last(t) } else { into_contiguous(t) };
+        let [x, dt, b, c, reset] = [x, dt, b, c, reset].map(rows);
+        let [a, d, h0] = [a, d, h0].map(into_contiguous);
+        let (bsz, len, e) = (x.meta.shape()[0], x.meta.shape()[1], x.meta.shape()[2]);
         let out = empty(&x, Shape::new([bsz, len + n, e]), x.dtype);
         if bsz == 0 {
             return out;
         }
-        if chunk == 0 && fused_supported(n) {
+        if fused {
             // 48 KiB: the most a CUDA kernel gets without opting in to more.
             let max_shared = x.client.properties().hardware.max_shared_memory_size.min(48 * 1024);
             let plan = fused_plan(bsz, e, n, max_shared, crate::fixed_plane(&x.client));

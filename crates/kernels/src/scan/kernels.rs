@@ -490,6 +490,8 @@ fn decay(arg: f32, #[comptime] fast: bool) -> f32 {
 /// `x, dt` for the cube's `cpc` channels, `B, C` rows, and the reset term `-1e30·reset` (added to the
 /// decay's exponent, it makes the decay exactly 0). Tokens past the end read the last token.
 /// Thread `tid` loads channel `c = tid % cpc` of tokens `tid / cpc + k·ng` (`threads = cpc·ng`).
+/// Inputs are read through their batch and token strides (dense last dimension): narrowed views
+/// (the model's `B, C`) and CUDA's pitched rows are read in place, not copied first.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn fused_fetch<F: Float>(
@@ -508,30 +510,35 @@ fn fused_fetch<F: Float>(
     #[comptime] tb: usize,
 ) {
     let len = x.shape(1);
-    let e_dim = x.shape(2);
     let tid = UNIT_POS as usize;
     let ng = comptime!(threads / cpc);
     let kx = comptime!((tb * cpc).div_ceil(threads));
     let kb = comptime!((tb * n).div_ceil(threads));
     // `ch` is this thread's channel, already clamped into `E`.
     let tj = t0 + tid / cpc;
+    let xb = b * x.stride(0) + ch;
+    let db = b * dt.stride(0) + ch;
+    let (xs, ds) = (x.stride(1), dt.stride(1));
     #[unroll]
     for k in 0..kx {
         let t = tj + k * ng;
-        let ix = (b * len + select(t < len, t, len - 1)) * e_dim + ch;
-        r[k] = f32::cast_from(x[ix]);
-        r[kx + k] = f32::cast_from(dt[ix]);
+        let t = select(t < len, t, len - 1);
+        r[k] = f32::cast_from(x[xb + t * xs]);
+        r[kx + k] = f32::cast_from(dt[db + t * ds]);
     }
+    let bb = b * bm.stride(0);
+    let cb = b * cm.stride(0);
+    let (bs, cs) = (bm.stride(1), cm.stride(1));
     #[unroll]
     for k in 0..kb {
         let i = tid + k * threads;
         let t = t0 + i / n;
-        let ib = (b * len + select(t < len, t, len - 1)) * n + i % n;
-        r[2 * kx + k] = f32::cast_from(bm[ib]);
-        r[2 * kx + kb + k] = f32::cast_from(cm[ib]);
+        let t = select(t < len, t, len - 1);
+        r[2 * kx + k] = f32::cast_from(bm[bb + t * bs + i % n]);
+        r[2 * kx + kb + k] = f32::cast_from(cm[cb + t * cs + i % n]);
     }
     let t = select(t0 + tid < len, t0 + tid, len - 1);
-    r[2 * kx + 2 * kb] = -1.0e30f32 * f32::cast_from(reset[b * len + t]);
+    r[2 * kx + 2 * kb] = -1.0e30f32 * f32::cast_from(reset[b * reset.stride(0) + t * reset.stride(1)]);
 }
 
 /// Writes the registers of [`fused_fetch`] into stage buffer `buf` (0 or 1) of `stage`, laid out
