@@ -225,8 +225,8 @@ pub fn fused_plan(bsz: usize, e: usize, n: usize, max_shared: usize, plane: Opti
     plan
 }
 
-/// `t` with a dense last dimension, at whatever batch and token strides it has (a narrowed view
-/// such as the model's `B, C`, or rows CUDA pads to 512 bytes), else a dense copy. Copying such
+/// `t` with a dense last dimension, at whatever batch and token strides it has (rows CUDA pads to
+/// a multiple of 512 bytes, or a view Burn's slice kept), else a dense copy. Copying such
 /// inputs first cost the forward 2–3× at B = 8, L = 4096 with E = 6336, 7600 or 7744
 /// (`experiments/scan-kernels/results.md`, run 16).
 fn dense_last(t: CubeTensor) -> CubeTensor {
@@ -331,6 +331,7 @@ impl SelectiveScanBackend for CubeBackend {
             let fast = matches!(x.device, cubecl::Device::Cuda(_));
             let ty = dtype_to_storage_type(x.dtype);
             let client = x.client.clone();
+            let strided = [&x, &dt, &b, &c, &reset].iter().any(|t| !t.is_contiguous());
             // SAFETY: every index the kernel forms is clamped into its tensor (see `scan_fused`).
             unsafe {
                 scan_fused::launch_unchecked(
@@ -354,6 +355,7 @@ impl SelectiveScanBackend for CubeBackend {
                     plan.unrolled(),
                     fast,
                     plan.shape.plane,
+                    strided,
                     ty,
                 );
             }
