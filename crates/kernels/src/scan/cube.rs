@@ -227,7 +227,7 @@ pub fn fused_plan(bsz: usize, e: usize, n: usize, max_shared: usize, plane: Opti
 
 /// `t` with a dense last dimension, at whatever batch and token strides it has (rows CUDA pads to
 /// a multiple of 512 bytes, or a view Burn's slice kept), else a dense copy. Copying such
-/// inputs first cost the forward 2–3× at B = 8, L = 4096 with E = 6336, 7600 or 7744
+/// inputs first made the forward 1.8–2.9× slower at B = 8, L = 4096 with E = 6336, 7600 or 7744
 /// (`experiments/scan-kernels/results.md`, run 16).
 fn dense_last(t: CubeTensor) -> CubeTensor {
     let t = untile(t);
