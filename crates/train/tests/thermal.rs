@@ -20,9 +20,7 @@ fn last_train_step(run: &std::path::Path) -> u64 {
 /// `std::fs::write` truncates first, and a poll between the truncation and the write reads no value:
 /// the scheduler then logs that poll without a temperature (CI saw a paused record without one).
 fn set_sensor(path: &std::path::Path, celsius: &str) {
-    let tmp = path.with_extension("new");
-    std::fs::write(&tmp, format!("{celsius}\n")).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
+    bit_axon::checkpoint::write_text_atomic(path, &format!("{celsius}\n")).unwrap();
 }
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
